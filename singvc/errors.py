@@ -1,0 +1,50 @@
+"""Exception classes raised by the singvc library.
+
+The library never exits the process or prints: it raises one of these. The CLI alone turns them
+into one-line messages and exit codes (see :mod:`singvc.cli`).
+"""
+from __future__ import annotations
+
+
+class SingvcError(Exception):
+    """Base class of every error singvc raises on purpose."""
+
+    exit_code = 1
+
+
+class UserInputError(SingvcError):
+    """The user gave something singvc cannot work with (file, flag, value)."""
+
+    exit_code = 2
+
+
+class AudioLoadError(UserInputError):
+    """A file is missing, empty, not audio, or cannot be decoded."""
+
+
+class InvalidAudioError(UserInputError):
+    """Audio was decoded but is unusable (wrong shape, NaN/inf samples, too short, silent)."""
+
+
+class InvalidReferenceError(InvalidAudioError):
+    """The target-voice reference clip is too short, silent or has no voiced frames."""
+
+
+class PlanError(UserInputError):
+    """The range plan cannot be made from the given pitch data or range."""
+
+
+class ModelNotFoundError(SingvcError):
+    """A named model is not known, or a local model folder does not hold it."""
+
+    exit_code = 3
+
+
+class WeightsUnavailableError(ModelNotFoundError):
+    """Model weights are neither cached nor reachable (offline machine)."""
+
+
+class OutputError(SingvcError):
+    """An output file or folder cannot be written."""
+
+    exit_code = 4

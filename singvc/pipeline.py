@@ -1,0 +1,434 @@
+"""The cover pipeline: separate -> pitch -> range plan -> convert -> loudness/remix -> outputs.
+
+Three layers, as everywhere in singvc:
+- :func:`cover`, a function over arrays;
+- :class:`Singvc`, which keeps models loaded (and a cache) between songs;
+- :func:`cover_file`, which reads files and writes the output folder atomically: every file is
+  written into a hidden staging folder beside the output folder and moved in only when all of
+  them are complete, so a failed run leaves nothing in the output folder.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from . import __version__
+from .audio import as_audio, check_finite, fit_length, load_audio, match_channels, peak_dbfs, resample, save_audio
+from .cache import Cache, audio_digest
+from .convert import get_converter
+from .errors import InvalidReferenceError, OutputError, PlanError, UserInputError
+from .loudness import integrated_loudness, match_loudness, remix, true_peak_dbtp
+from .pitch import PitchTrack, load_pitch_model, track_pitch
+from .plan import RangePlan, Register, measure_register, parse_range, plan_transposition
+
+#: shortest reference clip accepted, seconds
+MIN_REFERENCE_SECONDS = 1.0
+#: a reference whose sample peak is below this is treated as silent
+SILENT_DBFS = -60.0
+OUTPUT_FILES = ("mix.wav", "vocals_converted.wav", "vocals_original.wav", "instrumental.wav", "report.json")
+
+
+@dataclass
+class CoverSettings:
+    """Every setting of a cover run (all recorded in the report)."""
+
+    separator_model: str = "htdemucs"
+    separator_repo: str | None = None
+    separation: bool = True
+    pitch_model: str = "full"
+    pitch_hop: float = 0.01
+    converter: str = "pitch"
+    transpose: float | None = None
+    target_range: str | None = None
+    plan_mode: str = "key-lock"
+    shift_instrumental: bool = False
+    ceiling_dbtp: float = -1.0
+    bit_depth: str = "24"
+    device: str = "cpu"
+
+
+@dataclass
+class CoverResult:
+    """Audio outputs (float32 ``[channels, samples]``, all the same shape) and the report."""
+
+    mix: np.ndarray
+    vocals_converted: np.ndarray
+    vocals_original: np.ndarray
+    instrumental: np.ndarray
+    sample_rate: int
+    plan: RangePlan
+    pitch: PitchTrack
+    report: dict = field(default_factory=dict)
+
+    def stems(self) -> dict[str, np.ndarray]:
+        return {
+            "mix.wav": self.mix,
+            "vocals_converted.wav": self.vocals_converted,
+            "vocals_original.wav": self.vocals_original,
+            "instrumental.wav": self.instrumental,
+        }
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of singvc and the packages that shape its output."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"singvc": __version__}
+    for name in ("numpy", "torch", "torchaudio", "torchcrepe", "demucs", "librosa", "pyloudnorm",
+                 "soundfile", "pyworld", "scipy"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def check_reference(audio: np.ndarray, sample_rate: int, name: str = "reference") -> None:
+    """Reject a reference clip that is too short, silent or not finite."""
+    check_finite(audio, name)
+    seconds = audio.shape[-1] / sample_rate
+    if seconds < MIN_REFERENCE_SECONDS:
+        raise InvalidReferenceError(
+            f"{name} is {seconds:.2f} s long; it needs at least {MIN_REFERENCE_SECONDS:.0f} s (3-60 s recommended)"
+        )
+    if peak_dbfs(audio) < SILENT_DBFS:
+        raise InvalidReferenceError(f"{name} is silent (peak {peak_dbfs(audio):.1f} dBFS)")
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+
+class Singvc:
+    """Keeps the separator and pitch models loaded (lazily, on first need) across songs.
+
+    Args:
+        settings: the run's settings.
+        cache: where separation and pitch results are kept; ``Cache(enabled=False)`` turns it off.
+        separator_model, pitch_model: already-loaded models to use instead of loading by name.
+        progress: show progress bars (seconds of audio) on stderr.
+        callback: receives progress dicts ``{"stage", "seconds_done", "seconds_total"}``.
+    """
+
+    def __init__(
+        self,
+        settings: CoverSettings | None = None,
+        cache: Cache | None = None,
+        separator_model: object | None = None,
+        pitch_model: object | None = None,
+        progress: bool = False,
+        callback: Callable[[dict], None] | None = None,
+    ) -> None:
+        self.settings = settings or CoverSettings()
+        self.cache = cache if cache is not None else Cache()
+        self._separator_model = separator_model
+        self._pitch_model = pitch_model
+        self.progress = progress
+        self.callback = callback
+
+    # -- models -----------------------------------------------------------------------------
+    @property
+    def separator_model(self):
+        if self._separator_model is None:
+            from .separate import load_separator_model
+
+            repo = Path(self.settings.separator_repo) if self.settings.separator_repo else None
+            self._separator_model = load_separator_model(self.settings.separator_model, repo=repo)
+        return self._separator_model
+
+    @property
+    def pitch_model(self):
+        if self._pitch_model is None:
+            self._pitch_model = load_pitch_model(self.settings.pitch_model, self.settings.device)
+        return self._pitch_model
+
+    def _separator_cache_settings(self) -> dict:
+        repo = self.settings.separator_repo
+        listing = None
+        if repo and Path(repo).is_dir():
+            listing = sorted((p.name, p.stat().st_size, int(p.stat().st_mtime)) for p in Path(repo).iterdir())
+        return {"model": self.settings.separator_model, "repo": str(Path(repo).resolve()) if repo else None,
+                "repo_files": listing}
+
+    # -- stages -----------------------------------------------------------------------------
+    def separate(self, mix: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray, bool]:
+        """Split ``mix`` into ``(vocals, instrumental, cache_hit)``; ``instrumental = mix - vocals``."""
+        from .separate import Separator
+
+        mix = as_audio(mix, "song")
+        digest = audio_digest(mix, sample_rate)
+        cached = self.cache.load("separation", digest, self._separator_cache_settings())
+        if cached is not None and cached["vocals"].shape == mix.shape:
+            vocals = cached["vocals"]
+            return vocals, mix - vocals, True
+        separator = Separator(self.separator_model, device=self.settings.device)
+        result = separator.separate(mix, sample_rate, progress=self.progress, callback=self.callback)
+        self.cache.save("separation", digest, self._separator_cache_settings(), {"vocals": result.vocals})
+        return result.vocals, result.instrumental, False
+
+    def track(self, audio: np.ndarray, sample_rate: int) -> tuple[PitchTrack, bool]:
+        """Pitch track of ``audio`` and whether it came from the cache."""
+        audio = as_audio(audio)
+        settings = {"model": self.settings.pitch_model, "hop": self.settings.pitch_hop}
+        digest = audio_digest(audio, sample_rate)
+        cached = self.cache.load("pitch", digest, settings)
+        if cached is not None:
+            return PitchTrack(times=cached["times"], f0=cached["f0"], periodicity=cached["periodicity"],
+                              voiced=cached["voiced"].astype(bool), hop=float(cached["hop"]),
+                              model=self.settings.pitch_model), True
+        track = track_pitch(audio, sample_rate, self.pitch_model, hop_seconds=self.settings.pitch_hop,
+                            progress=self.progress, callback=self.callback)
+        self.cache.save("pitch", digest, settings, {
+            "times": track.times, "f0": track.f0, "periodicity": track.periodicity,
+            "voiced": track.voiced, "hop": np.float64(track.hop)})
+        return track, False
+
+    def target_register(self, reference: np.ndarray, sample_rate: int) -> Register:
+        """The register of a reference clip (validated: long enough, not silent, voiced)."""
+        check_reference(reference, sample_rate)
+        track, _ = self.track(reference, sample_rate)
+        try:
+            register = measure_register(track)
+        except PlanError as exc:
+            raise InvalidReferenceError(f"reference has no usable pitched voice: {exc}") from None
+        register.source = "reference"
+        return register
+
+    # -- the whole job ----------------------------------------------------------------------
+    def cover(
+        self,
+        song: np.ndarray | None,
+        sample_rate: int,
+        reference: np.ndarray | None = None,
+        reference_rate: int | None = None,
+        vocals: np.ndarray | None = None,
+        instrumental: np.ndarray | None = None,
+    ) -> CoverResult:
+        """Run the cover pipeline on arrays.
+
+        Args:
+            song: the full mix ``[channels, samples]`` (ignored when ``vocals`` is given).
+            reference: the target voice clip, at ``reference_rate`` Hz.
+            vocals, instrumental: the user's own stems (skip separation).
+        """
+        s = self.settings
+        timer = _Timer()
+        warnings: list[str] = []
+        cache_hits: dict[str, bool] = {}
+
+        target: Register | None = None
+        with timer.stage("plan"):
+            if s.target_range:
+                target = parse_range(s.target_range)
+        if target is None and reference is not None and s.transpose is None:
+            reference = as_audio(reference, "reference")
+            with timer.stage("pitch"):
+                target = self.target_register(reference, reference_rate or sample_rate)
+            if target.voiced_seconds < 3.0:
+                warnings.append(f"reference has only {target.voiced_seconds:.1f} s of voiced audio (3 s or more recommended)")
+
+        with timer.stage("separation"):
+            if vocals is not None:
+                vocals = as_audio(vocals, "vocals")
+                check_finite(vocals, "vocals")
+                if instrumental is None:
+                    instrumental = np.zeros_like(vocals)
+                instrumental = as_audio(instrumental, "instrumental")
+                check_finite(instrumental, "instrumental")
+                instrumental = fit_length(match_channels(instrumental, vocals.shape[0]), vocals.shape[-1])
+                song = vocals + instrumental
+                source = "stems"
+            else:
+                if song is None:
+                    raise UserInputError("no song and no vocals were given")
+                song = as_audio(song, "song")
+                check_finite(song, "song")
+                if s.separation:
+                    vocals, instrumental, cache_hits["separation"] = self.separate(song, sample_rate)
+                    source = "separated"
+                else:
+                    vocals, instrumental = song, np.zeros_like(song)
+                    source = "vocal-only input"
+        if song.shape[-1] < int(0.5 * sample_rate):
+            raise UserInputError(f"song is {song.shape[-1] / sample_rate:.2f} s long; it needs at least 0.5 s")
+
+        with timer.stage("pitch"):
+            track, cache_hits["pitch"] = self.track(vocals, sample_rate)
+        with timer.stage("plan"):
+            try:
+                plan = plan_transposition(track, target, mode=s.plan_mode, transpose=s.transpose)
+            except PlanError as exc:
+                raise PlanError(f"the vocal has no usable pitch: {exc}") from None
+
+        with timer.stage("convert"):
+            converter = get_converter(s.converter)
+            if s.converter == "none":
+                converted = vocals
+            else:
+                converted = converter.convert(vocals, sample_rate, track, plan.semitones, progress=self.progress)
+            converted = fit_length(as_audio(converted, "converted vocal"), vocals.shape[-1])
+            if not plan.keeps_key and s.converter != "none":
+                if s.shift_instrumental:
+                    instrumental = shift_instrumental(instrumental, sample_rate, plan.semitones)
+                else:
+                    warnings.append(
+                        f"the vocal moves {plan.semitones:+g} semitones, out of the instrumental's key; "
+                        "use --shift-instrumental or a whole-octave shift")
+
+        with timer.stage("loudness_remix"):
+            original_lufs = integrated_loudness(vocals, sample_rate)
+            matched, match = match_loudness(converted, sample_rate, original_lufs)
+            mix, mix_info = remix(matched, instrumental, sample_rate, s.ceiling_dbtp,
+                                  input_true_peak_dbtp=true_peak_dbtp(song, sample_rate))
+
+        duration = song.shape[-1] / sample_rate
+        report = {
+            "singvc": __version__,
+            "settings": dataclasses.asdict(s),
+            "input": {"source": source, "sample_rate": sample_rate, "channels": int(song.shape[0]),
+                      "seconds": round(duration, 3)},
+            "plan": plan.describe(),
+            "shift_semitones": plan.semitones,
+            "loudness": {
+                "vocals_original_lufs": _num(original_lufs),
+                "vocals_converted_lufs_before": _num(match.before_lufs),
+                "vocals_converted_lufs_after": _num(match.after_lufs),
+                "vocal_gain_db": round(match.gain_db, 3),
+                "vocal_note": match.note,
+                "instrumental_lufs": _num(integrated_loudness(instrumental, sample_rate)),
+                "mix": mix_info.to_dict(),
+            },
+            "pitch": {"model": s.pitch_model, "hop_seconds": track.hop,
+                      "voiced_share": round(float(track.voiced.mean()), 4)},
+            "cache_hits": cache_hits,
+            "seconds": {k: round(v, 3) for k, v in timer.seconds.items()},
+            "warnings": warnings,
+            "versions": package_versions(),
+        }
+        return CoverResult(mix=mix, vocals_converted=matched, vocals_original=vocals, instrumental=instrumental,
+                           sample_rate=sample_rate, plan=plan, pitch=track, report=report)
+
+
+def _num(value: float) -> float | None:
+    """Round a figure for JSON; ``None`` for -inf (silence)."""
+    return round(float(value), 3) if np.isfinite(value) else None
+
+
+def shift_instrumental(audio: np.ndarray, sample_rate: int, semitones: float) -> np.ndarray:
+    """Pitch-shift ``[channels, samples]`` by ``semitones`` keeping its length (librosa phase vocoder)."""
+    import librosa
+
+    out = np.stack([librosa.effects.pitch_shift(ch, sr=sample_rate, n_steps=semitones) for ch in audio])
+    return fit_length(out.astype(np.float32), audio.shape[-1])
+
+
+def cover(
+    song: np.ndarray,
+    sample_rate: int,
+    reference: np.ndarray | None = None,
+    reference_rate: int | None = None,
+    settings: CoverSettings | None = None,
+    **kwargs,
+) -> CoverResult:
+    """One-shot cover over arrays: builds a :class:`Singvc` and runs it (no cache unless given)."""
+    engine = Singvc(settings, cache=kwargs.pop("cache", Cache(enabled=False)), **kwargs)
+    return engine.cover(song, sample_rate, reference, reference_rate)
+
+
+@contextmanager
+def staged_output(out_dir: str | os.PathLike) -> Iterator[Path]:
+    """Yield a staging folder; on success move its files into ``out_dir``, on failure delete it.
+
+    Existing files in ``out_dir`` with the same names are replaced one rename at a time; a failed
+    run leaves ``out_dir`` as it was.
+    """
+    out_dir = Path(out_dir)
+    parent = out_dir.absolute().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=parent))
+    except OSError as exc:
+        raise OutputError(f"cannot create output folder {out_dir}: {exc.strerror}") from exc
+    try:
+        yield staging
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for item in sorted(staging.iterdir()):
+            os.replace(item, out_dir / item.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write JSON atomically."""
+    tmp = path.with_name(f".{path.name}.part")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def load_stems(vocals_path: str | os.PathLike, instrumental_path: str | os.PathLike | None) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """Read user stems; the instrumental is resampled to the vocal's rate if needed."""
+    vocals, sample_rate = load_audio(vocals_path)
+    instrumental = None
+    if instrumental_path is not None:
+        instrumental, inst_rate = load_audio(instrumental_path)
+        instrumental = resample(instrumental, inst_rate, sample_rate)
+    return vocals, instrumental, sample_rate
+
+
+def cover_file(
+    song_path: str | os.PathLike | None,
+    out_dir: str | os.PathLike,
+    voice_path: str | os.PathLike | None = None,
+    engine: Singvc | None = None,
+    vocals_path: str | os.PathLike | None = None,
+    instrumental_path: str | os.PathLike | None = None,
+) -> dict:
+    """Read the inputs, run :meth:`Singvc.cover`, write the outputs into ``out_dir``; returns the report."""
+    engine = engine or Singvc()
+    timer = _Timer()
+    with timer.stage("load"):
+        reference, reference_rate = (None, None)
+        if voice_path is not None:
+            reference, reference_rate = load_audio(voice_path, name=f"reference {voice_path}")
+            check_reference(reference, reference_rate, f"reference {voice_path}")
+        if vocals_path is not None:
+            vocals, instrumental, sample_rate = load_stems(vocals_path, instrumental_path)
+            song = None
+        else:
+            if song_path is None:
+                raise UserInputError("give a song, or --vocals (and --instrumental)")
+            song, sample_rate = load_audio(song_path)
+            vocals = instrumental = None
+    result = engine.cover(song, sample_rate, reference, reference_rate, vocals=vocals, instrumental=instrumental)
+    with staged_output(out_dir) as staging:
+        with timer.stage("write"):
+            for name, audio in result.stems().items():
+                save_audio(staging / name, audio, result.sample_rate, engine.settings.bit_depth)
+        report = result.report
+        report["inputs"] = {"song": str(song_path) if song_path else None, "voice": str(voice_path) if voice_path else None,
+                            "vocals": str(vocals_path) if vocals_path else None,
+                            "instrumental": str(instrumental_path) if instrumental_path else None}
+        report["seconds"] = {**{k: round(v, 3) for k, v in timer.seconds.items()}, **report["seconds"]}
+        report["seconds"]["total"] = round(sum(v for k, v in report["seconds"].items()), 3)
+        report["outputs"] = list(OUTPUT_FILES)
+        write_json(staging / "report.json", report)
+    return report

