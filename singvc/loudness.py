@@ -3,7 +3,7 @@
 The converted vocal is matched to the original vocal's integrated loudness, then summed with the
 instrumental. The mix is kept from clipping by one overall gain: its true peak (4× oversampled)
 is held at or below a ceiling of -1 dBTP, or at the input song's own true peak when the song was
-already louder than that (singvc does not re-master a song it was handed). When nothing would
+already louder than that (singvc never makes a song peak higher than it came, nor re-masters it). When nothing would
 exceed the ceiling, the mix is left untouched.
 """
 from __future__ import annotations
@@ -121,7 +121,7 @@ def remix(
     Args:
         ceiling_dbtp: true-peak ceiling.
         input_true_peak_dbtp: true peak of the original song; when above ``ceiling_dbtp`` it
-            becomes the ceiling (capped at 0 dBTP), so an unchanged song is given back unchanged.
+            becomes the ceiling, so an unchanged song is given back unchanged.
     """
     vocals, instrumental = as_audio(vocals, "vocals"), as_audio(instrumental, "instrumental")
     if vocals.shape != instrumental.shape:
@@ -131,7 +131,7 @@ def remix(
     mix = vocals + instrumental
     ceiling = ceiling_dbtp
     if input_true_peak_dbtp is not None and np.isfinite(input_true_peak_dbtp):
-        ceiling = max(ceiling_dbtp, min(input_true_peak_dbtp, 0.0))
+        ceiling = max(ceiling_dbtp, input_true_peak_dbtp)
     peak = true_peak_dbtp(mix, sample_rate)
     gain_db = 0.0
     if peak > ceiling:

@@ -1,0 +1,81 @@
+import numpy as np
+import pytest
+
+from singvc.pitch import CENTS_OFFSET, PitchTrack, decode, drop_short_runs, hysteresis, track_pitch
+
+from conftest import harmonic_tone, vibrato_f0
+
+
+def fit_vibrato(times, cents, rate):
+    a = np.stack([np.sin(2 * np.pi * rate * times), np.cos(2 * np.pi * rate * times), np.ones_like(times)], 1)
+    coef = np.linalg.lstsq(a, cents, rcond=None)[0]
+    return float(np.hypot(coef[0], coef[1]))
+
+
+def test_refinement_is_cent_accurate_on_synthetic_activations():
+    # activations shaped like crepe's: a Gaussian (25 cents wide) around a known pitch
+    true_cents = np.linspace(4000, 4100, 50)  # continuous slide, not on bin centres
+    bins = np.arange(360)
+    bin_cents = 20 * bins + CENTS_OFFSET
+    act = np.exp(-0.5 * ((bin_cents[None] - true_cents[:, None]) / 25) ** 2)
+    f0, periodicity = decode(act)
+    est = 1200 * np.log2(f0 / 10)
+    assert np.max(np.abs(est - true_cents)) < 2.0
+    assert np.all(periodicity > 0.5)
+
+
+@pytest.mark.parametrize("rate,extent,center,min_ratio", [(5, 100, 150, 0.85), (6, 50, 220, 0.85), (8, 20, 330, 0.65)])
+def test_vibrato_survives(full_crepe, rate, extent, center, min_ratio):
+    sample_rate = 44100
+    f = vibrato_f0(center, rate, extent, 1.5, sample_rate)
+    x = harmonic_tone(f, 1.5, sample_rate)
+    track = track_pitch(x[None], sample_rate, full_crepe)
+    sel = track.voiced & (track.times > 0.1) & (track.times < 1.4)
+    assert sel.mean() > 0.8
+    true_cents = 1200 * np.log2(np.interp(track.times, np.arange(len(f)) / sample_rate, f) / center)
+    est_cents = 1200 * np.log2(track.f0 / center)
+    assert np.median(np.abs(est_cents - true_cents)[sel]) < 10
+    ratio = fit_vibrato(track.times[sel], est_cents[sel], rate) / extent
+    # crepe's 64 ms window attenuates fast vibrato a little; no smoothing of ours may add to it
+    assert min_ratio <= ratio <= 1.1
+    # the contour's own spectrum peaks at the vibrato rate
+    c = est_cents[sel] - est_cents[sel].mean()
+    spec = np.abs(np.fft.rfft(c * np.hanning(len(c)), 4096))
+    freqs = np.fft.rfftfreq(4096, track.hop)
+    assert abs(freqs[np.argmax(spec)] - rate) < 0.3
+
+
+def test_deterministic(tiny_crepe):
+    x = harmonic_tone(vibrato_f0(200, 6, 60, 1.0, 16000), 1.0, 16000)
+    a = track_pitch(x[None], 16000, tiny_crepe)
+    b = track_pitch(x[None], 16000, tiny_crepe)
+    assert np.array_equal(a.f0, b.f0) and np.array_equal(a.voiced, b.voiced)
+
+
+def test_silence_and_noise_are_unvoiced(tiny_crepe):
+    sample_rate = 22050
+    silence = np.zeros((1, sample_rate), np.float32)
+    assert not track_pitch(silence, sample_rate, tiny_crepe).voiced.any()
+    rng = np.random.default_rng(0)
+    noise = (rng.standard_normal((2, sample_rate)) * 0.1).astype(np.float32)
+    assert track_pitch(noise, sample_rate, tiny_crepe).voiced.mean() < 0.2
+
+
+def test_frame_grid_and_save_load(tmp_path, tiny_crepe):
+    sample_rate = 48000
+    x = harmonic_tone(220.0, 0.75, sample_rate)
+    track = track_pitch(np.stack([x, x]), sample_rate, tiny_crepe)
+    assert len(track) == 1 + int(0.75 * 16000) // 160
+    assert track.hop == pytest.approx(0.01)
+    assert np.median(track.voiced_f0) == pytest.approx(220, rel=0.01)
+    path = track.save(tmp_path / "t.npz")
+    back = PitchTrack.load(path)
+    assert np.array_equal(back.f0, track.f0) and np.array_equal(back.voiced, track.voiced) and back.hop == track.hop
+    assert np.allclose(track.shifted(12).f0, 2 * track.f0)
+
+
+def test_hysteresis_and_short_runs():
+    v = np.array([0.1, 0.6, 0.4, 0.35, 0.2, 0.45, 0.7, 0.1])
+    assert hysteresis(v, 0.5, 0.3).tolist() == [False, True, True, True, False, False, True, False]
+    m = np.array([1, 1, 0, 1, 0, 1, 1, 1], bool)
+    assert drop_short_runs(m, 2).tolist() == [True, True, False, False, False, True, True, True]
