@@ -124,9 +124,13 @@ def cmd_cover(args: argparse.Namespace) -> int:
                         vocals_path=args.vocals, instrumental_path=args.instrumental)
     if not args.quiet:
         plan = report["plan"]
-        print(f"shift {plan['semitones']:+g} semitones ({plan['mode']}); "
-              f"source median {plan['source']['median']['note']} -> {plan['shifted_source_median']['note']}; "
-              f"out of target range {plan['out_of_range_share_after']:.0%}")
+        line = f"shift {plan['semitones']:+g} semitones ({plan['mode']})"
+        if plan["source"]:
+            line += (f"; source median {plan['source']['median']['note']} -> "
+                     f"{plan['shifted_source_median']['note']}")
+        if plan["target"]:
+            line += f"; out of target range {plan['out_of_range_share_after']:.0%}"
+        print(line)
         for w in report["warnings"]:
             print(f"warning: {w}", file=sys.stderr)
         print(f"wrote {out}/ ({', '.join(report['outputs'])}) in {report['seconds']['total']:.1f} s")

@@ -274,10 +274,9 @@ class Singvc:
         with timer.stage("pitch"):
             track, cache_hits["pitch"] = self.track(vocals, sample_rate)
         with timer.stage("plan"):
-            try:
-                plan = plan_transposition(track, target, mode=s.plan_mode, transpose=s.transpose)
-            except PlanError as exc:
-                raise PlanError(f"the vocal has no usable pitch: {exc}") from None
+            plan = plan_transposition(track, target, mode=s.plan_mode, transpose=s.transpose)
+            if plan.source is None:
+                warnings.append("no pitched singing found in the vocal: the register could not be measured")
 
         with timer.stage("convert"):
             converter = get_converter(s.converter)

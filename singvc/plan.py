@@ -106,7 +106,7 @@ class RangePlan:
 
     semitones: float
     mode: str  # "key-lock", "free", "manual" or "none"
-    source: Register
+    source: Register | None  # None when the source has too little voiced audio to measure
     target: Register | None
     out_of_range_before: float
     out_of_range_after: float
@@ -121,12 +121,12 @@ class RangePlan:
             "semitones": self.semitones,
             "mode": self.mode,
             "keeps_key": self.keeps_key,
-            "source": self.source.describe(),
+            "source": self.source.describe() if self.source else None,
             "target": self.target.describe() if self.target else None,
             "shifted_source_median": {
                 "note": midi_to_note(self.source.median + self.semitones),
                 "hz": round(midi_to_hz(self.source.median + self.semitones), 2),
-            },
+            } if self.source else None,
             "out_of_range_share_before": round(self.out_of_range_before, 4),
             "out_of_range_share_after": round(self.out_of_range_after, 4),
         }
@@ -154,15 +154,21 @@ def plan_transposition(
         target: the target register; ``None`` keeps the source register unless ``transpose`` is given.
         mode: ``"key-lock"`` (whole octaves) or ``"free"`` (whole semitones).
         transpose: semitones; overrides the search when given.
+
+    A source with too little voiced audio to measure gets ``source=None`` and no shift (unless
+    ``transpose`` is given): there is nothing to place in a register.
     """
     if mode not in MODES:
         raise PlanError(f"unknown plan mode {mode!r}; choose one of {', '.join(MODES)}")
-    source = measure_register(track)
+    try:
+        source: Register | None = measure_register(track)
+    except PlanError:
+        source = None
     if transpose is not None:
         if not -48 <= transpose <= 48:
             raise PlanError(f"transpose must be within ±48 semitones (got {transpose})")
         shift, chosen_mode = float(transpose), "manual"
-    elif target is None:
+    elif target is None or source is None:
         shift, chosen_mode = 0.0, "none"
     else:
         step = 12 if mode == "key-lock" else 1
