@@ -12,8 +12,11 @@ so a crash or a full disk never leaves a half-written file under the final name.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import soundfile as sf
@@ -54,6 +57,26 @@ def check_finite(audio: np.ndarray, name: str = "audio") -> None:
         raise InvalidAudioError(f"{name} contains {bad} NaN or infinite samples")
 
 
+@contextmanager
+def _quiet_fd2() -> Iterator[None]:
+    """Hide what C decoders write straight to file descriptor 2 (libmpg123 prints resync notes
+    while probing a file that is not MPEG audio). Python-level stderr is untouched."""
+    try:
+        saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def load_audio(path: str | os.PathLike, name: str | None = None) -> tuple[np.ndarray, int]:
     """Read an audio file.
 
@@ -73,10 +96,10 @@ def load_audio(path: str | os.PathLike, name: str | None = None) -> tuple[np.nda
     if path.stat().st_size == 0:
         raise AudioLoadError(f"{label}: file is empty")
     try:
-        data, sample_rate = sf.read(str(path), dtype="float32", always_2d=True)
+        with _quiet_fd2():
+            data, sample_rate = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as exc:  # libsndfile raises LibsndfileError / RuntimeError / TypeError
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise AudioLoadError(f"{label}: not a readable audio file ({reason})") from exc
+        raise AudioLoadError(f"{label}: not an audio file singvc can read (unknown or damaged format)") from exc
     if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
         raise InvalidAudioError(
             f"{label}: sample rate {sample_rate} Hz is outside {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz"

@@ -71,6 +71,15 @@ def test_bad_files(tmp_path, content, error):
     assert "\n" not in str(info.value)
 
 
+def test_non_audio_mp3_prints_nothing(tmp_path, capfd):
+    path = tmp_path / "song.mp3"
+    path.write_text("hello\n" * 50)
+    with pytest.raises(AudioLoadError, match="not an audio file"):
+        load_audio(path)
+    captured = capfd.readouterr()
+    assert captured.err == "" and captured.out == ""
+
+
 def test_nan_samples_rejected(tmp_path):
     audio = np.zeros((2, 1000), np.float32)
     audio[1, 500] = np.nan
