@@ -178,6 +178,37 @@ def _transition(n_bins: int = 360, width: int = 12) -> np.ndarray:
     return trans / trans.sum(axis=1, keepdims=True)
 
 
+def viterbi_banded(obs: np.ndarray, transition: np.ndarray, width: int = 12) -> np.ndarray:
+    """Most likely state path for observation likelihoods ``obs`` ``[frames, states]``.
+
+    Same result as ``librosa.sequence.viterbi(obs.T, transition)`` for a transition matrix that is
+    zero beyond ``width - 1`` states from the diagonal, but only visits the band, so it needs no
+    JIT compilation and is about ten times faster on crepe's 360 bins.
+    """
+    n_frames, n_states = obs.shape
+    offsets = np.arange(-(width - 1), width)
+    src = np.arange(n_states)[:, None] + offsets[None, :]  # [to, k] -> from-state
+    valid = (src >= 0) & (src < n_states)
+    src = np.clip(src, 0, n_states - 1)
+    to = np.broadcast_to(np.arange(n_states)[:, None], src.shape)
+    with np.errstate(divide="ignore"):
+        log_t = np.where(valid, np.log(transition[src, to]), -np.inf)
+        log_obs = np.log(obs)
+    back = np.empty((n_frames, n_states), dtype=np.int16)
+    value = log_obs[0].copy()
+    rows = np.arange(n_states)
+    for t in range(1, n_frames):
+        cand = value[src] + log_t
+        k = np.argmax(cand, axis=1)
+        back[t] = k
+        value = cand[rows, k] + log_obs[t]
+    path = np.empty(n_frames, dtype=np.int64)
+    path[-1] = int(np.argmax(value))
+    for t in range(n_frames - 1, 0, -1):
+        path[t - 1] = src[path[t], back[t, path[t]]]
+    return path
+
+
 def decode(
     activations: np.ndarray, fmin: float = 50.0, fmax: float = 1100.0, radius: int = 4
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -191,8 +222,6 @@ def decode(
     Returns:
         ``(f0_hz, periodicity)``, each ``[frames]``. Deterministic.
     """
-    import librosa
-
     act = np.asarray(activations, dtype=np.float64)
     n_frames, n_bins = act.shape
     cents_of_bin = CENTS_PER_BIN * np.arange(n_bins) + CENTS_OFFSET
@@ -203,7 +232,7 @@ def decode(
     # observation likelihoods: normalised activations (floored so no state is impossible)
     obs = masked + 1e-8 * allowed[None, :]
     obs = obs / obs.sum(axis=1, keepdims=True)
-    path = librosa.sequence.viterbi(obs.T, _transition(n_bins)).astype(np.int64)
+    path = viterbi_banded(obs, _transition(n_bins))
     offsets = np.arange(-radius, radius + 1)
     window = np.clip(path[:, None] + offsets[None, :], 0, n_bins - 1)
     w = np.take_along_axis(masked, window, axis=1)

@@ -79,3 +79,16 @@ def test_hysteresis_and_short_runs():
     assert hysteresis(v, 0.5, 0.3).tolist() == [False, True, True, True, False, False, True, False]
     m = np.array([1, 1, 0, 1, 0, 1, 1, 1], bool)
     assert drop_short_runs(m, 2).tolist() == [True, True, False, False, False, True, True, True]
+
+
+def test_banded_viterbi_equals_librosa_reference():
+    import librosa
+
+    from singvc.pitch import _transition, viterbi_banded
+
+    rng = np.random.default_rng(1)
+    trans = _transition()
+    for _ in range(3):
+        obs = rng.uniform(0, 1, (200, 360)) ** 8 + 1e-8
+        obs /= obs.sum(axis=1, keepdims=True)
+        assert np.array_equal(viterbi_banded(obs, trans), librosa.sequence.viterbi(obs.T, trans))
