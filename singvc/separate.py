@@ -1,0 +1,587 @@
+"""Source separation with Demucs: a mix in, vocals + instrumental (and all Demucs stems) out.
+
+Audio is float32 ``[channels, samples]`` at any ``sample_rate`` (Hz). The model runs at its own
+rate (44.1 kHz for the released models) on overlapping segments with a linear cross-fade
+(``demucs.apply.apply_model(split=True)``); the stems are resampled back to the input rate and
+trimmed to the input length. The instrumental is ``mix - vocals`` at the input rate in float32,
+so ``vocals + instrumental`` reproduces the mix to float32 rounding (the null test).
+
+Channels: input with as many channels as the model (2) is separated as is. Mono input is copied
+to both model channels and the stems are averaged back to mono. Input with more than 2 channels
+(5.1 stems, multitrack) is separated one channel at a time, each as its own mono track.
+
+Weights: :func:`load_separator_model` loads a model by name from a local folder (``repo``, as
+``demucs --repo``), from the torch hub cache or the HuggingFace cache, or downloads it. With no
+cached weights and no network it raises :class:`WeightsUnavailableError` within ``timeout``
+seconds, with a one-line hint naming the checkpoint files and where to put them.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import os
+import threading
+import urllib.parse
+import urllib.request
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .audio import as_audio, check_finite, fit_length, resample
+from .errors import InvalidAudioError, ModelNotFoundError, UserInputError, WeightsUnavailableError
+
+DEFAULT_MODEL = "htdemucs"
+#: host of demucs >= 4.1 safetensors copies (fetched through huggingface_hub)
+HF_HOST = "huggingface.co"
+#: attribute set on loaded models so results can name the model they came from
+NAME_ATTR = "singvc_model_name"
+
+
+@dataclass
+class Separation:
+    """Result of :func:`separate`.
+
+    Attributes:
+        vocals, instrumental: float32 ``[channels, samples]``, the input's shape and rate;
+            ``vocals + instrumental == mix`` to float32 rounding.
+        stems: every Demucs source (``drums``, ``bass``, ``other``, ``vocals``, ...), each float32
+            ``[channels, samples]`` at the input rate. ``stems["vocals"]`` is ``vocals``.
+        sample_rate: Hz, the input's rate.
+        model_name: the separator model's name.
+    """
+
+    vocals: np.ndarray
+    instrumental: np.ndarray
+    stems: dict[str, np.ndarray]
+    sample_rate: int
+    model_name: str
+
+
+# -- the table of known models (data shipped inside demucs) -------------------------------------
+@functools.lru_cache(maxsize=1)
+def _remote_tables() -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
+    """``({bag name: signatures}, {signature: download URL})`` from demucs' ``remote/`` folder."""
+    import yaml
+    from demucs.pretrained import REMOTE_ROOT, _parse_remote_files
+
+    urls = _parse_remote_files(REMOTE_ROOT / "files.txt")
+    bags: dict[str, tuple[str, ...]] = {}
+    for path in sorted(REMOTE_ROOT.glob("*.yaml")):
+        with open(path) as fh:
+            bags[path.stem] = tuple(str(sig) for sig in yaml.safe_load(fh)["models"])
+    return bags, urls
+
+
+def known_models() -> list[str]:
+    """Names of the released Demucs models (bags), e.g. ``htdemucs``, ``htdemucs_ft``."""
+    return sorted(_remote_tables()[0])
+
+
+def checkpoint_urls(name: str) -> list[str]:
+    """Download URLs of the checkpoint files (``SIG-CHECKSUM.th``) model ``name`` needs.
+
+    Raises:
+        ModelNotFoundError: ``name`` is neither a known model nor a checkpoint signature.
+    """
+    bags, urls = _remote_tables()
+    if name in bags:
+        return [urls[sig] for sig in bags[name]]
+    if name in urls:
+        return [urls[name]]
+    raise ModelNotFoundError(
+        f"unknown separator model {name!r}; known models: {', '.join(known_models())}"
+        " (or pass a folder of NAME.th files as --separator-repo DIR)"
+    )
+
+
+def hub_checkpoint_dir() -> Path:
+    """The folder torch.hub keeps downloaded checkpoints in (``torch.hub.get_dir()/checkpoints``)."""
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def _file_name(url: str) -> str:
+    return os.path.basename(urllib.parse.urlparse(url).path)
+
+
+def weights_hint(name: str) -> str:
+    """One line telling the user how to supply the weights of ``name`` by hand."""
+    urls = checkpoint_urls(name)
+    files = ", ".join(_file_name(u) for u in urls)
+    base = urls[0].rsplit("/", 1)[0] + "/"
+    return (
+        f"download {files} from {base} and put {'it' if len(urls) == 1 else 'them'} in {hub_checkpoint_dir()}/ "
+        f"or in a folder passed as --separator-repo DIR"
+    )
+
+
+# -- network probe ---------------------------------------------------------------------------------
+def url_reachable(url: str, timeout: float = 5.0) -> bool:
+    """Whether an HTTP ``HEAD`` of ``url`` succeeds (status < 400) within ``timeout`` seconds.
+
+    A real request, not a bare TCP connect: sandboxes and captive networks often accept any TCP
+    connection and then never answer. Proxies from the environment are honoured (urllib). Name
+    resolution counts against ``timeout`` too: the request runs in a daemon thread, so a resolver
+    that hangs on an offline machine cannot hold the caller up.
+    """
+    ok = threading.Event()
+
+    def attempt() -> None:
+        try:
+            request = urllib.request.Request(url, method="HEAD", headers={"User-Agent": "singvc"})
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                if response.status < 400:
+                    ok.set()
+        except Exception:  # URLError, HTTPError, SSL errors, timeouts: all mean "cannot download"
+            pass
+
+    thread = threading.Thread(target=attempt, name="singvc-probe", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return ok.is_set()
+
+
+def _reachable_hosts(urls: dict[str, str], timeout: float) -> set[str]:
+    """Keys of ``urls`` whose URL answers, all probed at once (total wait about ``timeout`` s)."""
+    found: set[str] = set()
+    lock = threading.Lock()
+
+    def run(key: str) -> None:
+        if url_reachable(urls[key], timeout=timeout):
+            with lock:
+                found.add(key)
+
+    threads = [threading.Thread(target=run, args=(k,), daemon=True) for k in urls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout + 0.5)
+    with lock:
+        return set(found)
+
+
+# -- loading -----------------------------------------------------------------------------------
+def _finish(model: torch.nn.Module, name: str) -> torch.nn.Module:
+    model.eval()
+    setattr(model, NAME_ATTR, name)
+    return model
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _load_from_repo(name: str, repo: Path) -> torch.nn.Module:
+    from demucs.pretrained import REMOTE_ROOT, get_model
+    from demucs.repo import AnyModelRepo, BagOnlyRepo, LocalRepo
+
+    if not repo.is_dir():
+        raise ModelNotFoundError(f"separator repo {repo} is not a folder")
+    try:
+        local = LocalRepo(repo)
+        in_folder = local.has_model(name) or BagOnlyRepo(repo, local).has_model(name)
+        if in_folder:
+            return get_model(name, repo=repo)
+        bags, _ = _remote_tables()
+        # A released bag whose checkpoint files were copied into the folder without its yaml.
+        if name in bags and all(local.has_model(sig) for sig in bags[name]):
+            return AnyModelRepo(local, BagOnlyRepo(REMOTE_ROOT, local)).get_model(name)
+    except Exception as exc:  # ModelLoadingError (checksum, duplicates), unreadable or foreign .th file
+        raise ModelNotFoundError(f"cannot load separator model {name!r} from {repo}: {_reason(exc)}") from exc
+    held = sorted({p.stem.rsplit("-", 1)[0] for p in repo.iterdir() if p.suffix in (".th", ".yaml")})
+    bags, urls = _remote_tables()
+    hint = ""
+    if name in bags or name in urls:
+        hint = f"; for {name} put {', '.join(_file_name(u) for u in checkpoint_urls(name))} there"
+    raise ModelNotFoundError(
+        f"separator repo {repo} holds no model {name!r} (it holds: {', '.join(held) or 'nothing'}){hint}"
+    )
+
+
+def _hf_cached_files(name: str) -> list[str] | None:
+    """Paths of ``name``'s yaml + safetensors in the HuggingFace cache, or ``None`` if incomplete."""
+    try:
+        import yaml
+        from demucs.hf import DEFAULT_NAMESPACE, hf_repo_name
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    repo_id = f"{DEFAULT_NAMESPACE}/{hf_repo_name(name)}"
+    try:
+        bag_file = try_to_load_from_cache(repo_id, f"{name}.yaml")
+        if not isinstance(bag_file, str):
+            return None
+        with open(bag_file) as fh:
+            sigs = yaml.safe_load(fh)["models"]
+        paths = [try_to_load_from_cache(repo_id, f"{sig}.safetensors") for sig in sigs]
+    except Exception:  # a damaged cache counts as no cache
+        return None
+    if not all(isinstance(p, str) for p in paths):
+        return None
+    return [bag_file, *paths]
+
+
+def _load_hf_cached(files: list[str]) -> torch.nn.Module:
+    import yaml
+    from demucs.apply import BagOfModels
+    from demucs.hf import load_safetensors_model
+
+    with open(files[0]) as fh:
+        bag = yaml.safe_load(fh)
+    models = [load_safetensors_model(p) for p in files[1:]]
+    return BagOfModels(models, bag.get("weights"), bag.get("segment"))
+
+
+def _load_legacy(name: str) -> torch.nn.Module:
+    """Load through demucs' legacy remote repo (torch.hub cache, downloading what is missing)."""
+    from demucs.pretrained import REMOTE_ROOT
+    from demucs.repo import AnyModelRepo, BagOnlyRepo, RemoteRepo
+
+    _, urls = _remote_tables()
+    model_repo = RemoteRepo(dict(urls))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return AnyModelRepo(model_repo, BagOnlyRepo(REMOTE_ROOT, model_repo)).get_model(name)
+
+
+def load_separator_model(name: str = DEFAULT_MODEL, repo: Path | None = None, timeout: float = 5.0) -> torch.nn.Module:
+    """Load a Demucs separator model (a single model or a bag of models) on the CPU, in eval mode.
+
+    Args:
+        name: a released model (``htdemucs``, ``htdemucs_ft``, ``htdemucs_6s``, ``mdx_extra``, ...;
+            see :func:`known_models`), a checkpoint signature, or with ``repo`` any model in it.
+        repo: a local folder as for ``demucs --repo``: ``NAME.th`` / ``NAME-CHECKSUM.th`` model
+            files and ``NAME.yaml`` bags. A released bag's checkpoint files alone also work.
+            Nothing is downloaded.
+        timeout: seconds allowed for checking that the download hosts are reachable when the
+            weights are not cached.
+
+    Raises:
+        ModelNotFoundError: unknown name, or ``repo`` does not hold it or holds a broken file.
+        WeightsUnavailableError: not cached and the download hosts are unreachable or the download
+            fails; raised within ``timeout`` (+ about a second) when offline. The message is one
+            line naming the checkpoint files and where to put them.
+    """
+    if repo is not None:
+        return _finish(_load_from_repo(name, Path(repo)), name)
+    if name == "demucs_unittest":  # demucs' own untrained test model: no weights needed
+        from demucs.pretrained import get_model
+
+        return _finish(get_model(name), name)
+    urls = checkpoint_urls(name)  # raises ModelNotFoundError for unknown names
+    cache = hub_checkpoint_dir()
+    if all((cache / _file_name(u)).is_file() for u in urls):
+        try:
+            return _finish(_load_legacy(name), name)
+        except Exception as exc:  # damaged cached file (hash mismatch, truncated)
+            raise WeightsUnavailableError(
+                f"cached weights of separator model {name!r} in {cache} cannot be loaded ({_reason(exc)}); "
+                f"delete them and {weights_hint(name)}"
+            ) from exc
+    hf_files = _hf_cached_files(name)
+    if hf_files is not None:
+        try:
+            return _finish(_load_hf_cached(hf_files), name)
+        except Exception:  # damaged HuggingFace cache: fall through to downloading
+            pass
+    from demucs.hf import DEFAULT_NAMESPACE, hf_repo_name
+
+    hf_url = f"https://{HF_HOST}/{DEFAULT_NAMESPACE}/{hf_repo_name(name)}/resolve/main/{name}.yaml"
+    probes = {"legacy": urls[0], "hf": hf_url}
+    if name not in _remote_tables()[0]:  # a bare signature exists only on the legacy host
+        del probes["hf"]
+    reachable = _reachable_hosts(probes, timeout)
+    if not reachable:
+        raise WeightsUnavailableError(
+            f"weights of separator model {name!r} are not cached and the download hosts do not answer "
+            f"(offline?): {weights_hint(name)}"
+        )
+    try:
+        if "legacy" in reachable:
+            model = _load_legacy(name)
+        else:
+            from demucs.hf import get_hf_model
+
+            model = get_hf_model(name)
+    except Exception as exc:  # URLError, socket timeout, HTTP errors, hash mismatch, ...
+        raise WeightsUnavailableError(
+            f"downloading separator model {name!r} failed ({_reason(exc)}): {weights_hint(name)}"
+        ) from exc
+    return _finish(model, name)
+
+
+# -- test / benchmark helpers ----------------------------------------------------------------------
+def build_tiny_model(
+    sources: tuple[str, ...] = ("drums", "bass", "other", "vocals"),
+    samplerate: int = 44100,
+    seed: int = 0,
+) -> torch.nn.Module:
+    """A tiny randomly initialised HTDemucs (~0.1 M parameters, 1 s segment) for tests and benchmarks.
+
+    Same architecture as ``htdemucs`` (both branches and a one-layer cross transformer) but narrow and
+    shallow, so a second of audio separates in about 0.3 s on one CPU core. Its output is noise-like.
+    """
+    from demucs.htdemucs import HTDemucs
+
+    state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = HTDemucs(
+                sources=list(sources), audio_channels=2, samplerate=samplerate, segment=1,
+                channels=8, depth=3, nfft=4096, dconv_comp=4, t_layers=1, t_heads=2,
+            )
+    finally:
+        torch.random.set_rng_state(state)
+    return _finish(model, "tiny")
+
+
+def save_model_to_repo(model: torch.nn.Module, folder: str | os.PathLike, name: str) -> Path:
+    """Write ``model`` into ``folder`` so ``load_separator_model(name, repo=folder)`` (and
+    ``demucs -n NAME --repo folder``) loads it. Returns the file written.
+
+    The file is ``NAME.th`` (a demucs model package: class, init arguments, float32 state). A name
+    containing ``-`` is written as ``NAME-CHECKSUM.th`` instead, since demucs reads the part after
+    the last ``-`` as a checksum. Older files of the same name are replaced. The model class must be
+    a demucs model (its ``__init__`` arguments are recorded by ``demucs.states.capture_init``).
+    """
+    init = getattr(model, "_init_args_kwargs", None)
+    if init is None:
+        raise UserInputError(f"{type(model).__name__} is not a demucs model (no recorded init arguments)")
+    folder = Path(folder)
+    package = {
+        "klass": type(model),
+        "args": init[0],
+        "kwargs": init[1],
+        "state": {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()},
+    }
+    buf = io.BytesIO()
+    torch.save(package, buf)
+    data = buf.getvalue()
+    stem = f"{name}-{hashlib.sha256(data).hexdigest()[:8]}" if "-" in name else name
+    target = folder / f"{stem}.th"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.glob("*.th"):
+            old_sig = old.stem.rsplit("-", 1)[0] if "-" in old.stem else old.stem
+            if old_sig == name and old != target:
+                old.unlink()
+        tmp = folder / f".{stem}.th.part"
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+    except OSError as exc:
+        from .errors import OutputError
+
+        raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from exc
+    return target
+
+
+# -- separation -----------------------------------------------------------------------------------
+class Separator:
+    """Keeps a Demucs model loaded and separates mixes with it.
+
+    Args:
+        model: from :func:`load_separator_model` or :func:`build_tiny_model` (any demucs model or
+            bag with ``samplerate``, ``sources`` and ``audio_channels``).
+        device: where chunks are computed (``"cpu"``, ``"cuda"``, ...). The whole track stays on the
+            CPU; only the segment being computed moves to ``device``.
+        segment: seconds per chunk; ``None`` uses the model's own (7.8 s for htdemucs, its maximum).
+        overlap: fraction of a chunk shared with the next, cross-faded linearly; in [0, 1).
+        shifts: random time shifts averaged (the demucs "shift trick"); 0 turns it off. Makes
+            results vary between runs.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        device: str | torch.device = "cpu",
+        segment: float | None = None,
+        overlap: float = 0.25,
+        shifts: int = 0,
+    ) -> None:
+        sources = list(getattr(model, "sources", []) or [])
+        if "vocals" not in sources:
+            raise ModelNotFoundError(
+                f"separator model has no 'vocals' source (sources: {', '.join(sources) or 'none'})"
+            )
+        if not 0.0 <= overlap < 1.0:
+            raise UserInputError(f"overlap must be in [0, 1) (got {overlap})")
+        if int(shifts) != shifts or shifts < 0:
+            raise UserInputError(f"shifts must be a whole number >= 0 (got {shifts})")
+        if segment is not None:
+            limit = _max_segment(model)
+            if not 0.0 < segment <= limit:
+                raise UserInputError(f"segment must be in (0, {limit:g}] seconds for this model (got {segment})")
+        self.model = model
+        self.device = torch.device(device)
+        self.segment = segment
+        self.overlap = float(overlap)
+        self.shifts = int(shifts)
+        self.sources = sources
+        self.model_rate = int(model.samplerate)
+        self.model_channels = int(getattr(model, "audio_channels", 2))
+        self.model_name = str(getattr(model, NAME_ATTR, None) or type(model).__name__)
+
+    def separate(
+        self,
+        mix: np.ndarray,
+        sample_rate: int,
+        progress: bool = False,
+        callback: Callable[[dict], None] | None = None,
+    ) -> Separation:
+        """Separate ``mix`` (float32 ``[channels, samples]`` at ``sample_rate`` Hz).
+
+        Args:
+            progress: show a tqdm bar on stderr counting seconds of input audio.
+            callback: called after every computed chunk with
+                ``{"stage": "separation", "seconds_done": float, "seconds_total": float}``
+                (seconds of input audio). An exception raised in it aborts the separation.
+
+        Returns:
+            :class:`Separation` with every array the shape of ``mix``, at ``sample_rate``.
+
+        Raises:
+            InvalidAudioError: bad shape, no samples, NaN/inf samples, or a bad sample rate.
+        """
+        mix = as_audio(mix, "mix")
+        check_finite(mix, "mix")
+        if isinstance(sample_rate, bool) or int(sample_rate) != sample_rate or sample_rate <= 0:
+            raise InvalidAudioError(f"sample_rate must be a positive whole number of Hz (got {sample_rate!r})")
+        sample_rate = int(sample_rate)
+        channels, length = mix.shape
+        if length == 0:
+            raise InvalidAudioError(f"mix holds no samples (shape {mix.shape})")
+
+        # One track of all channels if they match the model, else one mono track per channel.
+        if channels == self.model_channels:
+            tracks = [mix]
+        else:
+            tracks = [mix[c : c + 1] for c in range(channels)]
+        total = length / sample_rate
+        tracker = _Progress(total, len(tracks), self.shifts, progress, callback)
+        stems = {s: np.empty((channels, length), dtype=np.float32) for s in self.sources}
+        try:
+            with torch.inference_mode():
+                for index, track in enumerate(tracks):
+                    tracker.track = index
+                    out = self._separate_track(track, sample_rate, tracker)  # [S, c, length]
+                    rows = slice(None) if len(tracks) == 1 else slice(index, index + 1)
+                    for k, source in enumerate(self.sources):
+                        stems[source][rows] = out[k]
+            if tracker.done < total:
+                tracker.update(total)
+        finally:
+            tracker.close()
+        vocals = stems["vocals"]
+        instrumental = (mix - vocals).astype(np.float32, copy=False)
+        return Separation(vocals=vocals, instrumental=instrumental, stems=stems,
+                          sample_rate=sample_rate, model_name=self.model_name)
+
+    def _separate_track(self, track: np.ndarray, sample_rate: int, tracker: "_Progress") -> np.ndarray:
+        """``[c, n]`` at ``sample_rate`` -> stems ``[sources, c, n]`` at ``sample_rate`` (float32)."""
+        from demucs.apply import apply_model
+
+        c, n = track.shape
+        x = resample(track, sample_rate, self.model_rate)
+        if c != self.model_channels:  # a mono track: copy it to every model channel
+            x = np.repeat(x, self.model_channels, axis=0)
+        model_length = x.shape[-1]
+        tracker.model_length = model_length
+        tracker.segment_length = int(self.model_rate * (self.segment or _default_segment(self.model)))
+        out = apply_model(
+            self.model, torch.from_numpy(np.ascontiguousarray(x))[None], shifts=self.shifts, split=True,
+            overlap=self.overlap, segment=self.segment, device=self.device, progress=False,
+            callback=tracker.demucs_event,
+        )[0]  # [S, C, model_length], on the CPU
+        out = out.to("cpu", torch.float32).numpy()
+        if c != self.model_channels:
+            out = out.mean(axis=1, keepdims=True)
+        flat = out.reshape(-1, model_length)  # resample every stem channel in one call
+        back = fit_length(resample(flat, self.model_rate, sample_rate), n)
+        return np.ascontiguousarray(back.reshape(len(self.sources), c, n), dtype=np.float32)
+
+
+def _max_segment(model: torch.nn.Module) -> float:
+    """Longest chunk (s) the model accepts: an HTDemucs cannot exceed its training segment."""
+    from demucs.htdemucs import HTDemucs
+
+    if hasattr(model, "max_allowed_segment"):  # a bag of models
+        return float(model.max_allowed_segment)
+    return float(model.segment) if isinstance(model, HTDemucs) else float("inf")
+
+
+def _default_segment(model: torch.nn.Module) -> float:
+    """The chunk length (s) demucs uses when none is given: the (first) model's ``segment``."""
+    first = model.models[0] if hasattr(model, "models") else model
+    return float(getattr(first, "segment", 8.0))
+
+
+class _Progress:
+    """Turns demucs' per-chunk callback events into seconds of input audio done."""
+
+    def __init__(self, total: float, tracks: int, shifts: int, show: bool,
+                 callback: Callable[[dict], None] | None) -> None:
+        self.total = total
+        self.tracks = tracks
+        self.shifts = max(1, shifts)
+        self.callback = callback
+        self.track = 0
+        self.model_length = 1
+        self.segment_length = 1
+        self.done = 0.0
+        self.bar = None
+        if show:
+            import tqdm
+
+            self.bar = tqdm.tqdm(total=round(total, 2), unit="s", desc="separation", leave=False,
+                                 bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}]")
+
+    def demucs_event(self, event: dict) -> None:
+        if event.get("state") != "end":
+            return
+        models = max(1, int(event.get("models", 1)))
+        # fraction of this pass (one model, one shift) done: chunks finish in order of offset
+        chunk = min(1.0, (int(event.get("segment_offset", 0)) + self.segment_length) / self.model_length)
+        per_model = (int(event.get("shift_idx", 0)) + chunk) / self.shifts
+        fraction = (self.track + (int(event.get("model_idx_in_bag", 0)) + per_model) / models) / self.tracks
+        self.update(fraction * self.total)
+
+    def update(self, seconds: float) -> None:
+        seconds = min(self.total, max(self.done, seconds))
+        self.done = seconds
+        if self.bar is not None:
+            self.bar.n = round(seconds, 2)
+            self.bar.refresh()
+        if self.callback is not None:
+            self.callback({"stage": "separation", "seconds_done": seconds, "seconds_total": self.total})
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def separate(
+    mix: np.ndarray,
+    sample_rate: int,
+    model: torch.nn.Module,
+    device: str | torch.device = "cpu",
+    segment: float | None = None,
+    overlap: float = 0.25,
+    shifts: int = 0,
+    progress: bool = False,
+    callback: Callable[[dict], None] | None = None,
+) -> Separation:
+    """Separate ``mix`` (float32 ``[channels, samples]`` at ``sample_rate`` Hz) with ``model``.
+
+    One-call form of ``Separator(model, device, segment, overlap, shifts).separate(...)``; see
+    :class:`Separator` for the arguments.
+    """
+    return Separator(model, device=device, segment=segment, overlap=overlap, shifts=shifts).separate(
+        mix, sample_rate, progress=progress, callback=callback
+    )
