@@ -16,11 +16,12 @@ from .errors import (  # noqa: E402
     UserInputError,
     WeightsUnavailableError,
 )
+from .pipeline import CoverResult, CoverSettings, Singvc, cover, cover_file  # noqa: E402
 from .pitch import PitchTrack, load_pitch_model, track_pitch  # noqa: E402
 from .plan import RangePlan, Register, parse_range, plan_transposition  # noqa: E402
 
 __all__ = [
-    "__version__", "load_audio", "save_audio", "PitchTrack", "load_pitch_model", "track_pitch",
+    "__version__", "Singvc", "CoverSettings", "CoverResult", "cover", "cover_file", "load_audio", "save_audio", "PitchTrack", "load_pitch_model", "track_pitch",
     "RangePlan", "Register", "parse_range", "plan_transposition", "SingvcError", "UserInputError",
     "AudioLoadError", "InvalidAudioError", "InvalidReferenceError", "ModelNotFoundError",
     "WeightsUnavailableError", "PlanError", "OutputError",
