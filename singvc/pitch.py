@@ -27,6 +27,8 @@ CREPE_WINDOW = 1024
 CENTS_PER_BIN = 20.0
 CENTS_OFFSET = 1997.3794084376191  # cents of bin 0 relative to 10 Hz
 PITCH_MODELS = ("full", "tiny")
+#: frames of context kept around loud regions when quiet frames are skipped
+SKIP_CONTEXT_FRAMES = 5
 
 
 @dataclass
@@ -111,15 +113,6 @@ def load_pitch_model(name: str = "full", device: str | torch.device = "cpu") -> 
     return model.to(device).eval()
 
 
-def _frames(audio16: torch.Tensor, hop: int) -> torch.Tensor:
-    """Centred, normalised crepe frames ``[frames, 1024]`` from 16 kHz mono ``[samples]``."""
-    n_frames = 1 + audio16.shape[-1] // hop
-    padded = torch.nn.functional.pad(audio16[None, None], (CREPE_WINDOW // 2, CREPE_WINDOW // 2))[0, 0]
-    frames = padded.unfold(0, CREPE_WINDOW, hop)[:n_frames]
-    frames = frames - frames.mean(dim=1, keepdim=True)
-    return frames / frames.std(dim=1, keepdim=True).clamp_min(1e-10)
-
-
 def crepe_activations(
     audio: np.ndarray,
     sample_rate: int,
@@ -128,16 +121,23 @@ def crepe_activations(
     batch_size: int = 512,
     progress: bool = False,
     callback: Callable[[dict], None] | None = None,
+    frames: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Run crepe on ``audio`` (``[channels, samples]``, mixed to mono). Returns ``[frames, 360]``."""
+    """Run crepe on ``audio`` (``[channels, samples]``, mixed to mono). Returns ``[frames, 360]``.
+
+    Frame ``i`` is centred on 16 kHz sample ``i * hop``. With ``frames`` (boolean ``[frames]``)
+    only those frames go through the network; the others get all-zero activations.
+    """
     mono = to_mono(as_audio(audio))
     audio16 = resample(mono[None], sample_rate, CREPE_SAMPLE_RATE)[0]
     hop = max(1, int(round(hop_seconds * CREPE_SAMPLE_RATE)))
     device = next(model.parameters()).device
-    x = torch.from_numpy(audio16)
-    n_frames = 1 + x.shape[-1] // hop
+    n_frames = 1 + len(audio16) // hop
+    padded = torch.nn.functional.pad(torch.from_numpy(audio16), (CREPE_WINDOW // 2, CREPE_WINDOW // 2))
+    windows = padded.unfold(0, CREPE_WINDOW, hop)[:n_frames]  # a view: no copy
+    todo = np.arange(n_frames) if frames is None else np.flatnonzero(frames[:n_frames])
     total_seconds = len(mono) / sample_rate
-    out = np.empty((n_frames, 360), dtype=np.float32)
+    out = np.zeros((n_frames, 360), dtype=np.float32)
     bar = None
     if progress:
         import tqdm
@@ -145,28 +145,20 @@ def crepe_activations(
         bar = tqdm.tqdm(total=round(total_seconds, 2), unit="s", desc="pitch", leave=False,
                         bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}]")
     with torch.inference_mode():
-        for start in range(0, n_frames, batch_size):
-            stop = min(n_frames, start + batch_size)
-            seg_lo = start * hop
-            seg_hi = (stop - 1) * hop + 1
-            seg = x[max(0, seg_lo - CREPE_WINDOW // 2): seg_hi + CREPE_WINDOW // 2]
-            # pad so that frame i of this batch is centred on sample (start + i) * hop
-            left = max(0, CREPE_WINDOW // 2 - seg_lo)
-            seg = torch.nn.functional.pad(seg, (left, 0))
-            need = (stop - start - 1) * hop + CREPE_WINDOW
-            if seg.shape[-1] < need:
-                seg = torch.nn.functional.pad(seg, (0, need - seg.shape[-1]))
-            frames = seg.unfold(0, CREPE_WINDOW, hop)[: stop - start]
-            frames = frames - frames.mean(dim=1, keepdim=True)
-            frames = frames / frames.std(dim=1, keepdim=True).clamp_min(1e-10)
-            out[start:stop] = model(frames.to(device)).float().cpu().numpy()
-            done = min(total_seconds, stop * hop / CREPE_SAMPLE_RATE)
+        for start in range(0, len(todo), batch_size):
+            idx = todo[start:start + batch_size]
+            batch = windows[torch.from_numpy(idx)]
+            batch = batch - batch.mean(dim=1, keepdim=True)
+            batch = batch / batch.std(dim=1, keepdim=True).clamp_min(1e-10)
+            out[idx] = model(batch.to(device)).float().cpu().numpy()
+            done = min(total_seconds, (int(idx[-1]) + 1) * hop / CREPE_SAMPLE_RATE)
             if bar is not None:
                 bar.n = round(done, 2)
                 bar.refresh()
             if callback is not None:
                 callback({"stage": "pitch", "seconds_done": done, "seconds_total": total_seconds})
     if bar is not None:
+        bar.n = round(total_seconds, 2)
         bar.close()
     return out
 
@@ -291,6 +283,7 @@ def track_pitch(
     voicing_low: float = 0.3,
     silence_db: float = -60.0,
     batch_size: int = 512,
+    skip_silence: bool = True,
     progress: bool = False,
     callback: Callable[[dict], None] | None = None,
 ) -> PitchTrack:
@@ -301,19 +294,25 @@ def track_pitch(
         hop_seconds: frame hop, at most 0.01 s (10 ms).
         voicing_high, voicing_low: periodicity hysteresis thresholds (on above high, off below low).
         silence_db: frames quieter than this (dBFS, and than 50 dB under the loudest frame) are unvoiced.
+        skip_silence: do not run the network on those quiet frames (same voiced result, faster).
     """
     if not 0 < hop_seconds <= 0.01:
         raise UserInputError(f"pitch hop must be in (0, 0.01] s (got {hop_seconds})")
     audio = as_audio(audio)
-    act = crepe_activations(audio, sample_rate, model, hop_seconds, batch_size, progress, callback)
-    f0, periodicity = decode(act, fmin, fmax)
-    n = len(f0)
-    # crepe frames are placed at multiples of the hop rounded to 16 kHz samples
+    # crepe frames sit at multiples of the hop rounded to 16 kHz samples
     hop16 = max(1, int(round(hop_seconds * CREPE_SAMPLE_RATE)))
     hop = hop16 / CREPE_SAMPLE_RATE
-    times = np.arange(n) * hop
+    n = 1 + int(round(audio.shape[-1] * CREPE_SAMPLE_RATE / sample_rate)) // hop16
     level = frame_loudness_db(audio, sample_rate, hop, n)
     loud = (level > silence_db) & (level > level.max() - 50.0)
+    # quiet frames can never be voiced: skip them in the network (stems are often half silence),
+    # keeping a few frames of context around each loud region for the Viterbi path
+    context = np.convolve(loud.astype(float), np.ones(2 * SKIP_CONTEXT_FRAMES + 1), mode="same") > 0
+    act = crepe_activations(audio, sample_rate, model, hop_seconds, batch_size, progress, callback,
+                            frames=context if skip_silence else None)
+    act = act[:n] if len(act) >= n else np.pad(act, ((0, n - len(act)), (0, 0)))
+    f0, periodicity = decode(act, fmin, fmax)
+    times = np.arange(n) * hop
     voiced = hysteresis(np.where(loud, periodicity, 0.0), voicing_high, voicing_low)
     voiced = drop_short_runs(voiced, min_frames=max(1, int(round(0.03 / hop))))
     return PitchTrack(times=times, f0=f0, periodicity=periodicity, voiced=voiced, hop=hop,

@@ -92,3 +92,14 @@ def test_banded_viterbi_equals_librosa_reference():
         obs = rng.uniform(0, 1, (200, 360)) ** 8 + 1e-8
         obs /= obs.sum(axis=1, keepdims=True)
         assert np.array_equal(viterbi_banded(obs, trans), librosa.sequence.viterbi(obs.T, trans))
+
+
+def test_skipping_quiet_frames_changes_nothing_voiced(tiny_crepe):
+    sample_rate = 16000
+    tone = harmonic_tone(vibrato_f0(250, 5, 40, 0.6, sample_rate), 0.6, sample_rate)
+    x = np.concatenate([tone, np.zeros(sample_rate, np.float32), tone])[None]
+    a = track_pitch(x, sample_rate, tiny_crepe, skip_silence=False)
+    b = track_pitch(x, sample_rate, tiny_crepe, skip_silence=True)
+    assert len(a) == len(b) and np.array_equal(a.voiced, b.voiced)
+    assert np.array_equal(a.f0[a.voiced], b.f0[b.voiced])
+    assert not b.voiced[(b.times > 0.75) & (b.times < 1.45)].any()
