@@ -16,7 +16,7 @@ from . import __version__
 from .errors import SingvcError, UserInputError
 
 PITCH_MODELS = ("full", "tiny")
-CONVERTER_NAMES = ("pitch", "none")
+CONVERTER_NAMES = ("dsp", "pitch", "none")
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -52,16 +52,23 @@ def get_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("cover", help="convert the lead vocal of a song into a target voice's register and remix")
     p.add_argument("song", nargs="?", help="the full song (wav, flac, ogg, mp3, ...)")
-    p.add_argument("--voice", metavar="REF", help="a 3-60 s clip of the target voice")
+    p.add_argument("--voice", metavar="REF",
+                   help="the target voice: a 3-60 s clip, or a saved profile (name or .json, see 'singvc voice')")
     p.add_argument("-o", "--output", metavar="DIR", help="output folder. Default: ./<song name>-singvc")
     p.add_argument("--vocals", metavar="FILE", help="use this vocal stem instead of separating")
     p.add_argument("--instrumental", metavar="FILE", help="instrumental stem to go with --vocals")
     p.add_argument("--no-separation", action="store_true", help="treat the input as a vocal-only stem")
-    p.add_argument("--converter", choices=CONVERTER_NAMES, default="pitch",
-                   help="pitch: formant-preserving shift by the plan; none: no conversion. Default: pitch")
+    p.add_argument("--converter", choices=CONVERTER_NAMES, default="dsp",
+                   help="dsp: shift by the plan and convert the timbre toward --voice (no model weights); "
+                        "pitch: formant-preserving shift only; none: no conversion. Default: dsp")
+    p.add_argument("--strength", type=float, default=1.0, metavar="0..1",
+                   help="how far the dsp converter moves the timbre toward the target. Default: 1")
     p.add_argument("--shift-instrumental", action="store_true",
                    help="after a non-octave shift, shift the instrumental by the same amount")
     p.add_argument("--bit-depth", choices=("16", "24", "32f"), default="24", help="WAV format. Default: 24")
+    p.add_argument("--daw", action="store_true",
+                   help="also write a DAW session folder DIR/session/ (all stems, melody MIDI, tempo, key, "
+                        ".dawproject and REAPER .rpp)")
     _add_plan(p)
     _add_common(p)
 
@@ -69,6 +76,14 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("song")
     p.add_argument("-o", "--output", metavar="DIR", help="output folder. Default: ./<song name>-stems")
     p.add_argument("--bit-depth", choices=("16", "24", "32f"), default="24")
+    _add_common(p)
+
+    p = sub.add_parser("stems", help="separate a song into a DAW session folder (every stem, melody MIDI, "
+                                     "tempo, key, .dawproject and .rpp)")
+    p.add_argument("song")
+    p.add_argument("-o", "--output", metavar="DIR", help="session folder. Default: ./<song name>-session")
+    p.add_argument("--bit-depth", choices=("16", "24", "32f"), default="24", help="WAV format. Default: 24")
+    p.add_argument("--no-midi", action="store_true", help="skip the vocal's melody MIDI (no pitch tracking)")
     _add_common(p)
 
     p = sub.add_parser("pitch", help="track the pitch of a vocal and save it (.npz)")
@@ -81,6 +96,30 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("source", help="a vocal audio file, or a pitch track (.npz) from 'singvc pitch'")
     p.add_argument("--voice", metavar="REF", help="a clip of the target voice")
     _add_plan(p)
+    _add_common(p)
+
+    p = sub.add_parser("voice", help="voice profiles: enroll a target voice from clips, list, show")
+    vsub = p.add_subparsers(dest="voice_command", required=True, metavar="ACTION")
+    q = vsub.add_parser("enroll", help="measure a voice profile from one or more clips and save it")
+    q.add_argument("clips", nargs="+", metavar="REF", help="clips of the target voice (3 s or more of voice in all)")
+    q.add_argument("--name", required=True, help="profile name (letters, digits, _ . -)")
+    q.add_argument("-o", "--output", metavar="FILE",
+                   help="write the profile here instead of the profiles folder ($SINGVC_HOME/voices)")
+    q.add_argument("--force", action="store_true", help="replace an existing profile of that name")
+    _add_common(q)
+    q = vsub.add_parser("list", help="list saved and shipped profiles")
+    q = vsub.add_parser("show", help="print a profile (JSON)")
+    q.add_argument("voice", metavar="NAME|FILE")
+
+    p = sub.add_parser("eval", help="print evaluation figures (JSON) of a converted vocal against a target voice")
+    p.add_argument("--source", required=True, metavar="FILE", help="the original vocal")
+    p.add_argument("--output", required=True, metavar="FILE", help="the converted vocal (same length)")
+    p.add_argument("--voice", required=True, metavar="REF", help="the reference clip the converter was given")
+    p.add_argument("--heldout", metavar="FILE", help="another clip of the target voice, not given to the converter")
+    p.add_argument("--semitones", type=float, metavar="N",
+                   help="the planned transposition (default: read from a report.json beside --output, else "
+                        "the median pitch difference rounded to whole semitones)")
+    p.add_argument("--no-windows", action="store_true", help="skip the 5 s drift windows")
     _add_common(p)
     return parser
 
@@ -96,7 +135,7 @@ def _engine(args: argparse.Namespace, **overrides):
         device = "cuda" if torch.cuda.is_available() else "cpu"
     fields = dict(separator_model=args.separator_model, separator_repo=args.separator_repo,
                   pitch_model=args.pitch_model, pitch_hop=args.pitch_hop, device=device)
-    for name in ("transpose", "target_range", "converter", "shift_instrumental", "bit_depth"):
+    for name in ("transpose", "target_range", "converter", "shift_instrumental", "bit_depth", "strength"):
         if hasattr(args, name):
             fields[name] = getattr(args, name)
     if getattr(args, "no_key_lock", False):
@@ -121,7 +160,7 @@ def cmd_cover(args: argparse.Namespace) -> int:
         raise UserInputError("--instrumental needs --vocals")
     out = Path(args.output) if args.output else _default_dir(args.song or args.vocals, "singvc")
     report = cover_file(args.song, out, voice_path=args.voice, engine=_engine(args),
-                        vocals_path=args.vocals, instrumental_path=args.instrumental)
+                        vocals_path=args.vocals, instrumental_path=args.instrumental, daw=args.daw)
     if not args.quiet:
         plan = report["plan"]
         line = f"shift {plan['semitones']:+g} semitones ({plan['mode']})"
@@ -134,6 +173,10 @@ def cmd_cover(args: argparse.Namespace) -> int:
         for w in report["warnings"]:
             print(f"warning: {w}", file=sys.stderr)
         print(f"wrote {out}/ ({', '.join(report['outputs'])}) in {report['seconds']['total']:.1f} s")
+        if "session" in report:
+            session = report["session"]
+            print(f"DAW session {out}/session/: {session['tempo_bpm']:g} BPM, {session['key']['song']['name']}"
+                  f" (vocal now in {session['key']['vocal_after_shift']['name']})")
     return 0
 
 
@@ -150,6 +193,93 @@ def cmd_separate(args: argparse.Namespace) -> int:
         save_audio(staging / "instrumental.wav", instrumental, sample_rate, args.bit_depth)
     if not args.quiet:
         print(f"wrote {out}/vocals.wav and {out}/instrumental.wav")
+    return 0
+
+
+def cmd_stems(args: argparse.Namespace) -> int:
+    from .audio import load_audio
+    from .session import stems_session, write_session_folder
+
+    engine = _engine(args)
+    song, sample_rate = load_audio(args.song)
+    separated, _ = engine.separate_all(song, sample_rate)
+    pitch = None if args.no_midi else engine.track(separated["vocals"], sample_rate)[0]
+    out = Path(args.output) if args.output else _default_dir(args.song, "session")
+    title = Path(args.song).stem
+    manifest = write_session_folder(
+        out, stems_session(song, sample_rate, separated, pitch, title=f"{title} (singvc stems)", name=title),
+        args.bit_depth)
+    if not args.quiet:
+        files = [s["file"] for s in manifest["stems"]] + [m["file"] for m in manifest["midi"]]
+        print(f"{manifest['tempo_bpm']:g} BPM, {manifest['key']['name']}")
+        print(f"wrote {out}/ ({', '.join(files)}, {manifest['dawproject']}, {manifest['reaper']}, session.json)")
+    return 0
+
+
+def cmd_voice(args: argparse.Namespace) -> int:
+    from .voice import check_name, list_profiles, load_profile, profiles_dir
+
+    if args.voice_command == "list":
+        for name, path in sorted(list_profiles().items()):
+            print(f"{name}\t{path}")
+        return 0
+    if args.voice_command == "show":
+        print(load_profile(args.voice).to_json(), end="")
+        return 0
+    from .audio import load_audio
+    from .pipeline import check_reference
+    from .voice import analyse_voice
+
+    name = check_name(args.name)
+    out = Path(args.output) if args.output else profiles_dir() / f"{name}.json"
+    if out.exists() and not args.force:
+        raise UserInputError(f"voice profile {out} exists; use --force to replace it")
+    engine = _engine(args)
+    clips, tracks = [], []
+    for path in args.clips:
+        audio, sample_rate = load_audio(path, name=f"reference {path}")
+        check_reference(audio, sample_rate, f"reference {path}")
+        clips.append((audio, sample_rate))
+        tracks.append(engine.track(audio, sample_rate)[0])
+    profile = analyse_voice(clips, tracks, name, clip_names=[Path(c).name for c in args.clips])
+    profile.save(out)
+    if not args.quiet:
+        for w in profile.warnings:
+            print(f"warning: {w}", file=sys.stderr)
+        reg = profile.register
+        print(f"wrote {out}: median {reg['median']['note']}, tessitura {reg['p10']['note']}-{reg['p90']['note']}, "
+              f"{profile.voiced_seconds:.1f} s voiced")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .audio import fit_length, load_audio, resample
+    from .evaluate import evaluate, load_encoder
+
+    encoder = load_encoder()  # fails first, with the install hint, when resemblyzer is missing
+    engine = _engine(args)
+    source, sample_rate = load_audio(args.source)
+    output, out_rate = load_audio(args.output)
+    output = fit_length(resample(output, out_rate, sample_rate), source.shape[-1])
+    reference, ref_rate = load_audio(args.voice, name=f"reference {args.voice}")
+    heldout, held_rate = load_audio(args.heldout, name=f"held-out {args.heldout}") if args.heldout else (None, None)
+    src_track, _ = engine.track(source, sample_rate)
+    out_track, _ = engine.track(output, sample_rate)
+    semitones = args.semitones
+    if semitones is None:
+        report = Path(args.output).parent / "report.json"
+        if report.is_file():
+            semitones = float(json.loads(report.read_text())["shift_semitones"])
+        else:
+            n = min(len(src_track), len(out_track))
+            both = src_track.voiced[:n] & out_track.voiced[:n]
+            semitones = float(np.round(np.median(12 * np.log2(out_track.f0[:n][both] / src_track.f0[:n][both])))) \
+                if both.any() else 0.0
+    result = evaluate(encoder, source, output, sample_rate, reference, ref_rate, src_track, out_track, semitones,
+                      heldout=heldout, heldout_rate=held_rate, windows=not args.no_windows)
+    print(json.dumps(result, indent=2))
     return 0
 
 
@@ -181,6 +311,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from .audio import load_audio
     from .pitch import PitchTrack
     from .plan import parse_range, plan_transposition
+    from .voice import is_profile_ref, load_profile
 
     engine = _engine(args)
     if args.source.endswith(".npz"):
@@ -191,6 +322,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     target = None
     if args.target_range:
         target = parse_range(args.target_range)
+    elif args.voice and args.transpose is None and is_profile_ref(args.voice):
+        target = load_profile(args.voice).to_register()
     elif args.voice and args.transpose is None:
         ref, ref_rate = load_audio(args.voice, name=f"reference {args.voice}")
         target = engine.target_register(ref, ref_rate)
@@ -199,7 +332,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"cover": cmd_cover, "separate": cmd_separate, "pitch": cmd_pitch, "plan": cmd_plan}
+COMMANDS = {"cover": cmd_cover, "separate": cmd_separate, "stems": cmd_stems, "pitch": cmd_pitch, "plan": cmd_plan, "voice": cmd_voice, "eval": cmd_eval}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,6 +11,10 @@ Converters here:
     Returns a bit-exact copy of the input.
 ``"pitch"`` (:class:`PitchShiftConverter`)
     Formant-preserving pitch shift with WORLD (pyworld, BSD/MIT), driven by the crepe track.
+``"dsp"`` (:class:`singvc.timbre.DSPConverter`)
+    The pitch shift plus zero-shot timbre conversion toward a :class:`singvc.voice.VoiceProfile`
+    (formant warp, class-wise envelope correction, breathiness); registered lazily because
+    :mod:`singvc.timbre` builds on this module.
 
 Any object with a ``name`` and a ``convert`` method of the :class:`Converter` signature plugs
 in (a zero-shot timbre converter later); register it in :data:`CONVERTERS` to make it reachable
@@ -269,9 +273,28 @@ class PitchShiftConverter:
         runs = voiced_runs(pitch, n, sample_rate)
         if float(semitones) == 0.0 or not runs:
             return audio.copy()
+        return self._render(audio, sample_rate, pitch, runs, 2.0 ** (float(semitones) / 12.0), None,
+                            progress, callback)
+
+    def _render(
+        self,
+        audio: np.ndarray,
+        sample_rate: int,
+        pitch: PitchTrack,
+        runs: list[tuple[int, int]],
+        ratio: float,
+        transform: Callable[[np.ndarray, np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray]] | None,
+        progress: bool = False,
+        callback: Callable[[dict], None] | None = None,
+    ) -> np.ndarray:
+        """Re-synthesize the voiced ``runs`` of ``audio`` with f0 × ``ratio``; unvoiced parts kept.
+
+        ``transform(sp, ap, f0, sample_rate)``, when given, returns the (envelope, aperiodicity)
+        pair to synthesize from, per segment (WORLD arrays ``[frames, fft_size // 2 + 1]``).
+        """
+        n = audio.shape[-1]
         if np.any(~np.isfinite(pitch.f0[pitch.voiced])) or np.any(pitch.f0[pitch.voiced] <= 0):
             raise InvalidAudioError("pitch track has non-positive or non-finite f0 on voiced frames")
-        ratio = 2.0 ** (float(semitones) / 12.0)
         fade = int(round(self.fade_seconds * sample_rate))
         weight = crossfade_weight(runs, n, fade)
         margin = int(round(self.margin_seconds * sample_rate))
@@ -297,7 +320,8 @@ class PitchShiftConverter:
         try:
             for lo, hi, seg_runs in segs:
                 for c, src in enumerate(sources):
-                    y = self._shift_segment(src[lo:hi], sample_rate, lo, seg_runs, fade, vt, vlog, ratio, f0_floor)
+                    y = self._shift_segment(src[lo:hi], sample_rate, lo, seg_runs, fade, vt, vlog, ratio, f0_floor,
+                                            transform)
                     sl = slice(lo, hi)
                     if self.per_channel:
                         out[c, sl] = g_orig[sl] * out[c, sl] + g_syn[sl] * y
@@ -325,6 +349,7 @@ class PitchShiftConverter:
         vlog: np.ndarray,
         ratio: float,
         f0_floor: float,
+        transform: Callable | None = None,
     ) -> np.ndarray:
         """WORLD analysis/synthesis of one segment ``x`` (float64 ``[samples]``) starting at sample ``offset``."""
         import pyworld
@@ -354,6 +379,8 @@ class PitchShiftConverter:
                                  threshold=0.0, fft_size=fft_size)
             ap = _interp_frames(np.log(np.maximum(coarse, 1e-12)), idx, n_frames)
             ap = np.ascontiguousarray(np.clip(np.exp(ap), 1e-12, 1.0))
+        if transform is not None:
+            sp, ap = transform(sp, ap, f0, sample_rate)
         y = pyworld.synthesize(f0 * ratio, sp, ap, sample_rate, fp)
         y = y[: len(x)] if len(y) >= len(x) else np.concatenate([y, np.zeros(len(x) - len(y))])
         if self.match_level:
@@ -405,12 +432,18 @@ CONVERTERS: dict[str, type] = {
 }
 
 
+def _register_builtin() -> None:
+    """Make sure converters defined in modules that build on this one are registered."""
+    from . import timbre  # noqa: F401  (registers "dsp")
+
+
 def get_converter(name: str, **options) -> Converter:
     """Build the converter registered as ``name`` with ``options`` (its constructor's arguments).
 
     Raises:
         UserInputError: unknown name (the message lists the choices) or unknown/invalid option.
     """
+    _register_builtin()
     if name not in CONVERTERS:
         raise UserInputError(f"unknown converter {name!r}; choose one of {', '.join(sorted(CONVERTERS))}")
     try:

@@ -30,6 +30,7 @@ from .errors import InvalidReferenceError, OutputError, PlanError, UserInputErro
 from .loudness import integrated_loudness, match_loudness, remix, true_peak_dbtp
 from .pitch import PitchTrack, load_pitch_model, track_pitch
 from .plan import RangePlan, Register, measure_register, parse_range, plan_transposition
+from .voice import VoiceProfile, analyse_voice, is_profile_ref, load_profile
 
 #: shortest reference clip accepted, seconds
 MIN_REFERENCE_SECONDS = 1.0
@@ -47,7 +48,8 @@ class CoverSettings:
     separation: bool = True
     pitch_model: str = "full"
     pitch_hop: float = 0.01
-    converter: str = "pitch"
+    converter: str = "dsp"
+    strength: float = 1.0
     transpose: float | None = None
     target_range: str | None = None
     plan_mode: str = "key-lock"
@@ -69,6 +71,11 @@ class CoverResult:
     plan: RangePlan
     pitch: PitchTrack
     report: dict = field(default_factory=dict)
+    #: the input mix (before any shift), when known
+    song: np.ndarray | None = None
+    #: every Demucs stem (``drums``, ``bass``, ``other``, ``vocals``, ...) when ``keep_stems`` was
+    #: asked and the song was separated; shifted like the instrumental after ``shift_instrumental``
+    separated: dict[str, np.ndarray] = field(default_factory=dict)
 
     def stems(self) -> dict[str, np.ndarray]:
         return {
@@ -185,6 +192,26 @@ class Singvc:
         self.cache.save("separation", digest, self._separator_cache_settings(), {"vocals": result.vocals})
         return result.vocals, result.instrumental, False
 
+    def separate_all(self, mix: np.ndarray, sample_rate: int) -> tuple[dict[str, np.ndarray], bool]:
+        """Every Demucs stem of ``mix`` (``{"drums", "bass", "other", "vocals", ...}``) and whether
+        they came from the cache. Stored in the same cache entry as :meth:`separate`'s vocals."""
+        from .separate import Separator
+
+        mix = as_audio(mix, "song")
+        digest = audio_digest(mix, sample_rate)
+        settings = self._separator_cache_settings()
+        cached = self.cache.load("separation", digest, settings)
+        if cached is not None and cached["vocals"].shape == mix.shape and any(k.startswith("stem_") for k in cached):
+            stems = {k[len("stem_"):]: v for k, v in cached.items() if k.startswith("stem_")}
+            stems["vocals"] = cached["vocals"]
+            return stems, True
+        separator = Separator(self.separator_model, device=self.settings.device)
+        result = separator.separate(mix, sample_rate, progress=self.progress, callback=self.callback)
+        stems = dict(result.stems)
+        self.cache.save("separation", digest, settings,
+                        {"vocals": result.vocals, **{f"stem_{k}": v for k, v in stems.items() if k != "vocals"}})
+        return stems, False
+
     def track(self, audio: np.ndarray, sample_rate: int) -> tuple[PitchTrack, bool]:
         """Pitch track of ``audio`` and whether it came from the cache."""
         audio = as_audio(audio)
@@ -213,6 +240,13 @@ class Singvc:
         register.source = "reference"
         return register
 
+    def voice_profile(self, reference: np.ndarray, sample_rate: int, name: str = "reference") -> VoiceProfile:
+        """A :class:`~singvc.voice.VoiceProfile` measured on a reference clip (validated like the register)."""
+        reference = as_audio(reference, "reference")
+        check_reference(reference, sample_rate)
+        track, _ = self.track(reference, sample_rate)
+        return analyse_voice([(reference, sample_rate)], [track], name)
+
     # -- the whole job ----------------------------------------------------------------------
     def cover(
         self,
@@ -222,6 +256,8 @@ class Singvc:
         reference_rate: int | None = None,
         vocals: np.ndarray | None = None,
         instrumental: np.ndarray | None = None,
+        keep_stems: bool = False,
+        voice: VoiceProfile | None = None,
     ) -> CoverResult:
         """Run the cover pipeline on arrays.
 
@@ -229,7 +265,11 @@ class Singvc:
             song: the full mix ``[channels, samples]`` (ignored when ``vocals`` is given).
             reference: the target voice clip, at ``reference_rate`` Hz.
             vocals, instrumental: the user's own stems (skip separation).
+            keep_stems: keep every Demucs stem in ``CoverResult.separated`` (for DAW sessions).
+            voice: a saved voice profile, instead of (or besides) ``reference``; the ``dsp``
+                converter needs one of the two to change the timbre.
         """
+        separated: dict[str, np.ndarray] = {}
         s = self.settings
         timer = _Timer()
         warnings: list[str] = []
@@ -239,7 +279,14 @@ class Singvc:
         with timer.stage("plan"):
             if s.target_range:
                 target = parse_range(s.target_range)
-        if target is None and reference is not None and s.transpose is None:
+        if voice is None and reference is not None and s.converter == "dsp":
+            with timer.stage("voice"):
+                voice = self.voice_profile(reference, reference_rate or sample_rate)
+        if target is None and voice is not None and s.transpose is None:
+            target = voice.to_register()
+            if target.voiced_seconds < 3.0:
+                warnings.append(f"reference has only {target.voiced_seconds:.1f} s of voiced audio (3 s or more recommended)")
+        elif target is None and reference is not None and s.transpose is None:
             reference = as_audio(reference, "reference")
             with timer.stage("pitch"):
                 target = self.target_register(reference, reference_rate or sample_rate)
@@ -262,7 +309,12 @@ class Singvc:
                     raise UserInputError("no song and no vocals were given")
                 song = as_audio(song, "song")
                 check_finite(song, "song")
-                if s.separation:
+                if s.separation and keep_stems:
+                    separated, cache_hits["separation"] = self.separate_all(song, sample_rate)
+                    vocals = separated["vocals"]
+                    instrumental = (song - vocals).astype(np.float32, copy=False)
+                    source = "separated"
+                elif s.separation:
                     vocals, instrumental, cache_hits["separation"] = self.separate(song, sample_rate)
                     source = "separated"
                 else:
@@ -279,15 +331,20 @@ class Singvc:
                 warnings.append("no pitched singing found in the vocal: the register could not be measured")
 
         with timer.stage("convert"):
-            converter = get_converter(s.converter)
+            converter = get_converter(s.converter, **({"strength": s.strength} if s.converter == "dsp" else {}))
             if s.converter == "none":
                 converted = vocals
+            elif s.converter == "dsp":
+                converted = converter.convert(vocals, sample_rate, track, plan.semitones, voice=voice,
+                                              progress=self.progress)
             else:
                 converted = converter.convert(vocals, sample_rate, track, plan.semitones, progress=self.progress)
             converted = fit_length(as_audio(converted, "converted vocal"), vocals.shape[-1])
             if not plan.keeps_key and s.converter != "none":
                 if s.shift_instrumental:
                     instrumental = shift_instrumental(instrumental, sample_rate, plan.semitones)
+                    separated = {k: v if k == "vocals" else shift_instrumental(v, sample_rate, plan.semitones)
+                                 for k, v in separated.items()}
                 else:
                     warnings.append(
                         f"the vocal moves {plan.semitones:+g} semitones, out of the instrumental's key; "
@@ -306,6 +363,10 @@ class Singvc:
             "input": {"source": source, "sample_rate": sample_rate, "channels": int(song.shape[0]),
                       "seconds": round(duration, 3)},
             "plan": plan.describe(),
+            "voice": None if voice is None else {
+                "name": voice.name, "register_median": voice.register["median"]["note"],
+                "voiced_seconds": voice.voiced_seconds,
+                "timbre_map": converter.last_map.describe() if getattr(converter, "last_map", None) else None},
             "shift_semitones": plan.semitones,
             "loudness": {
                 "vocals_original_lufs": _num(original_lufs),
@@ -324,7 +385,8 @@ class Singvc:
             "versions": package_versions(),
         }
         return CoverResult(mix=mix, vocals_converted=matched, vocals_original=vocals, instrumental=instrumental,
-                           sample_rate=sample_rate, plan=plan, pitch=track, report=report)
+                           sample_rate=sample_rate, plan=plan, pitch=track, report=report, song=song,
+                           separated=separated)
 
 
 def _num(value: float) -> float | None:
@@ -371,7 +433,14 @@ def staged_output(out_dir: str | os.PathLike) -> Iterator[Path]:
         yield staging
         out_dir.mkdir(parents=True, exist_ok=True)
         for item in sorted(staging.iterdir()):
-            os.replace(item, out_dir / item.name)
+            target = out_dir / item.name
+            if item.is_dir() and target.is_dir():  # a folder (e.g. session/) replaces the old one whole
+                old = Path(tempfile.mkdtemp(prefix=f".{item.name}.old-", dir=out_dir))
+                os.replace(target, old / item.name)
+                os.replace(item, target)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(item, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -400,13 +469,20 @@ def cover_file(
     engine: Singvc | None = None,
     vocals_path: str | os.PathLike | None = None,
     instrumental_path: str | os.PathLike | None = None,
+    daw: bool = False,
 ) -> dict:
-    """Read the inputs, run :meth:`Singvc.cover`, write the outputs into ``out_dir``; returns the report."""
+    """Read the inputs, run :meth:`Singvc.cover`, write the outputs into ``out_dir``; returns the report.
+
+    With ``daw``, also a DAW session folder ``out_dir/session/`` (see :mod:`singvc.session`): every
+    Demucs stem, both vocals, melody MIDI, tempo and key, ``.dawproject`` and ``.rpp`` files.
+    """
     engine = engine or Singvc()
     timer = _Timer()
     with timer.stage("load"):
-        reference, reference_rate = (None, None)
-        if voice_path is not None:
+        reference, reference_rate, profile = (None, None, None)
+        if voice_path is not None and is_profile_ref(voice_path):
+            profile = load_profile(voice_path)
+        elif voice_path is not None:
             reference, reference_rate = load_audio(voice_path, name=f"reference {voice_path}")
             check_reference(reference, reference_rate, f"reference {voice_path}")
         if vocals_path is not None:
@@ -417,17 +493,27 @@ def cover_file(
                 raise UserInputError("give a song, or --vocals (and --instrumental)")
             song, sample_rate = load_audio(song_path)
             vocals = instrumental = None
-    result = engine.cover(song, sample_rate, reference, reference_rate, vocals=vocals, instrumental=instrumental)
+    result = engine.cover(song, sample_rate, reference, reference_rate, vocals=vocals, instrumental=instrumental,
+                          keep_stems=daw, voice=profile)
     with staged_output(out_dir) as staging:
         with timer.stage("write"):
             for name, audio in result.stems().items():
                 save_audio(staging / name, audio, result.sample_rate, engine.settings.bit_depth)
         report = result.report
+        if daw:
+            from .session import cover_session, write_session
+
+            with timer.stage("session"):
+                title = Path(song_path or vocals_path).stem
+                manifest = write_session(staging / "session", cover_session(
+                    result, title=f"{title} (singvc cover)", name=title), engine.settings.bit_depth)
+            report["session"] = {"folder": "session", "tempo_bpm": manifest["tempo_bpm"], "key": manifest["keys"],
+                                 "dawproject": manifest["dawproject"], "reaper": manifest["reaper"]}
         report["inputs"] = {"song": str(song_path) if song_path else None, "voice": str(voice_path) if voice_path else None,
                             "vocals": str(vocals_path) if vocals_path else None,
                             "instrumental": str(instrumental_path) if instrumental_path else None}
         report["seconds"] = {**{k: round(v, 3) for k, v in timer.seconds.items()}, **report["seconds"]}
         report["seconds"]["total"] = round(sum(v for k, v in report["seconds"].items()), 3)
-        report["outputs"] = list(OUTPUT_FILES)
+        report["outputs"] = list(OUTPUT_FILES) + (["session"] if daw else [])
         write_json(staging / "report.json", report)
     return report

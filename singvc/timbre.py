@@ -1,0 +1,288 @@
+"""Converter ``"dsp"``: zero-shot timbre conversion toward a :class:`~singvc.voice.VoiceProfile`, no weights.
+
+Method (training-free; frequency warping + class-wise amplitude correction, as in DFWA, applied
+inside the WORLD resynthesis that :class:`~singvc.convert.PitchShiftConverter` already does on
+voiced regions only):
+
+1. **Source statistics, once per song** (so the whole song gets one mapping and cannot drift):
+   CheapTrick envelope shapes and D4C aperiodicity of the voiced crepe frames every 20 ms,
+   on the profile's frequency grid (:func:`singvc.voice.envelope_stats_frames`).
+2. **Warp ratio** ``r`` (vocal-tract-length proxy): the ratio in ``warp_range`` whose warped
+   source long-term shape best matches the target's, after removing each one's level and linear
+   log-frequency tilt (so that only formant positions decide). Applied as ``sp'(f) = sp(f / r)``
+   up to ``band_limit_hz``, tapering back to no warp at Nyquist.
+3. **Class-wise correction**: every (warped) source frame is softly assigned to the profile's
+   envelope classes (distance between mean-normalised shapes, softmax with the class weights as
+   prior). Per class, the correction is ``target class shape − source class mean`` (source class
+   means come from step 1), so the source keeps its own frame-to-frame detail (vowels stay
+   vowels) while each class of sounds moves to where the target has it; tilt and long-term EQ
+   are part of it. The per-frame correction is the assignment-weighted sum, smoothed over
+   ``smooth_seconds``; it tapers to 0 dB above the profile's band limit.
+4. **Breathiness**: the aperiodicity (dB per frequency) is moved by the difference between the
+   target's mean and the source's mean, clipped to [0, 1].
+5. F0 is transposed exactly (``semitones``), the level of the original is restored every 30 ms,
+   and unvoiced regions (consonants, breaths, silence) keep the original samples.
+
+``strength`` (0-1) scales the log warp ratio, the envelope corrections and the aperiodicity
+shift together; ``strength=0`` (or no profile) gives exactly the ``pitch`` converter's output.
+Everything is deterministic (no randomness anywhere; WORLD synthesis is deterministic).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, ClassVar
+
+import numpy as np
+
+from .convert import PitchShiftConverter, _check_inputs, voiced_runs
+from .errors import UserInputError
+from .pitch import PitchTrack
+from .voice import GRID_HZ, STATS_PERIOD_MS, VoiceProfile, envelope_stats_frames, grid_interp
+
+
+def warp_grid(shapes: np.ndarray, ratio: float) -> np.ndarray:
+    """Rows of ``shapes`` (dB on :data:`GRID_HZ`) warped by ``ratio``: ``out(f) = in(f / ratio)``, edges held."""
+    if ratio == 1.0:
+        return shapes.copy()
+    src = GRID_HZ / ratio
+    idx = np.clip(np.searchsorted(GRID_HZ, src) - 1, 0, len(GRID_HZ) - 2)
+    frac = np.clip((src - GRID_HZ[idx]) / (GRID_HZ[idx + 1] - GRID_HZ[idx]), 0.0, 1.0)
+    return shapes[..., idx] * (1.0 - frac) + shapes[..., idx + 1] * frac
+
+
+def _detilt(shape: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``shape`` minus its least-squares line over log-frequency on ``mask``."""
+    x = np.log(GRID_HZ[mask])
+    a, b = np.polyfit(x, shape[mask], 1)
+    return shape[mask] - (a * x + b)
+
+
+def estimate_warp(source_mean: np.ndarray, target_mean: np.ndarray, band_limit_hz: float,
+                  warp_range: tuple[float, float] = (0.8, 1.25), steps: int = 91) -> float:
+    """The frequency-warp ratio (target formants / source formants) matching long-term shapes.
+
+    Searches ``steps`` log-spaced ratios in ``warp_range``; shapes are compared on 150 Hz to
+    ``band_limit_hz`` after removing level and log-frequency tilt.
+    """
+    mask = (GRID_HZ >= 150.0) & (GRID_HZ <= band_limit_hz)
+    tgt = _detilt(target_mean, mask)
+    ratios = np.exp(np.linspace(math.log(warp_range[0]), math.log(warp_range[1]), steps))
+    errors = [np.mean((_detilt(warp_grid(source_mean, r), mask) - tgt) ** 2) for r in ratios]
+    return float(ratios[int(np.argmin(errors))])
+
+
+@dataclass
+class TimbreMap:
+    """The song-wide mapping from the source voice to the profile (all dB on :data:`GRID_HZ`)."""
+
+    ratio: float
+    target_norm: np.ndarray      # [classes, grid] target class shapes minus the target mean
+    log_prior: np.ndarray        # [classes]
+    source_mean: np.ndarray      # [grid] mean of warped source shapes
+    corrections: np.ndarray      # [classes, grid] target class shape − source class mean
+    class_means: np.ndarray      # [classes, grid] source class means (warped shapes)
+    aperiodicity_shift: np.ndarray  # [grid]
+    band_limit_hz: float
+    temperature: float
+
+    def assign(self, warped: np.ndarray) -> np.ndarray:
+        """Soft class weights ``[frames, classes]`` for warped source shapes ``[frames, grid]``."""
+        norm = warped - self.source_mean
+        d = ((norm[:, None, :] - self.target_norm[None]) ** 2).mean(-1)
+        logits = self.log_prior[None] - d / self.temperature
+        logits -= logits.max(axis=1, keepdims=True)
+        w = np.exp(logits)
+        return w / w.sum(axis=1, keepdims=True)
+
+    def describe(self) -> dict:
+        return {"warp_ratio": round(self.ratio, 4), "classes": len(self.corrections),
+                "mean_correction_db": [round(float(v), 2) for v in self.corrections.mean(0)[::6]],
+                "aperiodicity_shift_db": round(float(self.aperiodicity_shift.mean()), 2)}
+
+
+def fit_timbre_map(source_shapes: np.ndarray, source_ap: np.ndarray, profile: VoiceProfile,
+                   warp_range: tuple[float, float] = (0.8, 1.25), prior_count: float = 20.0) -> TimbreMap:
+    """Fit the source→target mapping from source frame shapes and aperiodicity (dB on the grid)."""
+    arrays = profile.arrays()
+    band = float(min(profile.band_limit_hz, GRID_HZ[-1]))
+    ratio = estimate_warp(source_shapes.mean(0), arrays["mean"], band, warp_range)
+    warped = warp_grid(source_shapes, ratio)
+    warped -= warped.mean(axis=1, keepdims=True)
+    source_mean = warped.mean(0)
+    target_norm = arrays["classes"] - arrays["mean"]
+    # temperature: the typical squared distance of frames to their nearest class, so that the
+    # assignment is soft between neighbouring classes but not uniform
+    d = (((warped - source_mean)[:, None, :] - target_norm[None]) ** 2).mean(-1)
+    temperature = float(max(np.median(d.min(axis=1)), 1e-3))
+    tmap = TimbreMap(ratio=ratio, target_norm=target_norm, log_prior=np.log(np.maximum(arrays["weights"], 1e-3)),
+                     source_mean=source_mean, corrections=np.zeros_like(target_norm),
+                     class_means=np.zeros_like(target_norm),
+                     aperiodicity_shift=np.zeros(len(GRID_HZ)), band_limit_hz=band, temperature=temperature)
+    w = tmap.assign(warped)
+    counts = w.sum(0)
+    # source class means, shrunk toward the source mean for classes the song rarely visits
+    class_means = (w.T @ warped + prior_count * source_mean) / (counts[:, None] + prior_count)
+    tmap.corrections = arrays["classes"] - class_means
+    tmap.class_means = class_means
+    tmap.aperiodicity_shift = arrays["aperiodicity"] - source_ap.mean(0)
+    return tmap
+
+
+@dataclass
+class DSPConverter(PitchShiftConverter):
+    """Converter ``"dsp"`` (the default): pitch shift plus timbre conversion toward a voice profile.
+
+    See the module docstring for the method. Options beyond :class:`PitchShiftConverter`'s:
+
+    Args:
+        strength: 0-1, how far to move toward the target (warp, envelope, breathiness together).
+        warp_range: smallest and largest formant-warp ratio searched.
+        smooth_seconds: moving-average length of the per-frame envelope correction.
+        max_correction_db: clamp of the envelope correction, either way.
+        breathiness: move the aperiodicity toward the target's.
+        detail: 0-1, how much of each frame's own deviation from its class mean is replaced by
+            the target's class shape (0 keeps the singer's frame detail; 1 gives the target's
+            class blend, which moves identity further at some cost in articulation).
+    """
+
+    name: ClassVar[str] = "dsp"
+    strength: float = 1.0
+    warp_range: tuple[float, float] = (0.75, 1.33)
+    smooth_seconds: float = 0.03
+    max_correction_db: float = 18.0
+    breathiness: bool = True
+    detail: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not (isinstance(self.strength, (int, float)) and 0.0 <= float(self.strength) <= 1.0):
+            raise UserInputError(f"strength must be within 0-1 (got {self.strength!r})")
+        lo, hi = self.warp_range
+        if not 0.5 <= lo <= 1.0 <= hi <= 2.0:
+            raise UserInputError(f"warp_range must satisfy 0.5 <= low <= 1 <= high <= 2 (got {self.warp_range})")
+        if not 0.0 <= self.smooth_seconds <= 0.5:
+            raise UserInputError(f"smooth_seconds must be within 0-0.5 s (got {self.smooth_seconds})")
+        self.last_map: TimbreMap | None = None
+
+    def convert(
+        self,
+        vocals: np.ndarray,
+        sample_rate: int,
+        pitch: PitchTrack,
+        semitones: float,
+        voice: object | None = None,
+        progress: bool = False,
+        callback: Callable[[dict], None] | None = None,
+    ) -> np.ndarray:
+        """Transpose ``vocals`` by ``semitones`` and move its timbre toward ``voice``.
+
+        Args:
+            vocals: float32 ``[channels, samples]`` at ``sample_rate`` Hz.
+            pitch: crepe track of ``vocals``.
+            semitones: transposition of the melody.
+            voice: a :class:`~singvc.voice.VoiceProfile`; ``None`` behaves like ``"pitch"``.
+            progress, callback: as :meth:`PitchShiftConverter.convert`.
+
+        Returns:
+            float32 ``[channels, samples]``, the shape of ``vocals``, sample-aligned.
+        """
+        if voice is not None and not isinstance(voice, VoiceProfile):
+            raise UserInputError(f"voice must be a singvc.voice.VoiceProfile (got {type(voice).__name__})")
+        if voice is None or float(self.strength) == 0.0:
+            return super().convert(vocals, sample_rate, pitch, semitones, None, progress, callback)
+        audio = _check_inputs(vocals, sample_rate, pitch, semitones)
+        sample_rate = int(sample_rate)
+        runs = voiced_runs(pitch, audio.shape[-1], sample_rate)
+        if not runs:
+            return audio.copy()
+        tmap = self.fit(audio, sample_rate, pitch, voice)
+        self.last_map = tmap
+        transform = self._make_transform(tmap)
+        return self._render(audio, sample_rate, pitch, runs, 2.0 ** (float(semitones) / 12.0), transform,
+                            progress, callback)
+
+    def fit(self, audio: np.ndarray, sample_rate: int, pitch: PitchTrack, voice: VoiceProfile) -> TimbreMap:
+        """The song-wide :class:`TimbreMap` from the voiced frames of ``audio`` (channel mean)."""
+        x = audio.astype(np.float64).mean(axis=0)
+        v = np.asarray(pitch.voiced, dtype=bool) & (np.asarray(pitch.f0) > 0)
+        step = max(1, int(round(STATS_PERIOD_MS / 1000.0 / pitch.hop)))
+        idx = np.flatnonzero(v)[::step]
+        t = np.asarray(pitch.times, dtype=np.float64)[idx]
+        keep = t < len(x) / sample_rate
+        shapes, ap = envelope_stats_frames(x, sample_rate, t[keep], np.asarray(pitch.f0)[idx][keep],
+                                           aperiodicity=self.breathiness)
+        if ap is None:
+            ap = np.zeros_like(shapes)
+        tmap = fit_timbre_map(shapes, ap, voice, self.warp_range)
+        if not self.breathiness:
+            tmap.aperiodicity_shift[:] = 0.0
+        return tmap
+
+    def _make_transform(self, tmap: TimbreMap):
+        strength = float(self.strength)
+        ratio = tmap.ratio ** strength
+        smooth_frames = max(1, int(round(self.smooth_seconds * 1000.0 / self.frame_period)))
+        limit = self.max_correction_db
+        detail = float(self.detail)
+
+        def transform(sp: np.ndarray, ap: np.ndarray, f0: np.ndarray, sample_rate: int):
+            n_bins = sp.shape[1]
+            fft_size = 2 * (n_bins - 1)
+            freqs = np.arange(n_bins) * sample_rate / fft_size
+            nyq = sample_rate / 2.0
+            voiced = f0 > 0
+            # per-frame class weights from the unwarped analysis, warped on the grid
+            db = 10.0 * np.log10(np.maximum(sp, 1e-20))
+            shapes = grid_interp(db, freqs)
+            shapes -= shapes.mean(axis=1, keepdims=True)
+            wshapes = warp_grid(shapes, tmap.ratio)
+            wshapes -= wshapes.mean(axis=1, keepdims=True)
+            w = tmap.assign(wshapes)
+            delta = w @ tmap.corrections
+            if detail:
+                delta -= detail * (wshapes - w @ tmap.class_means)
+            delta = np.clip(delta, -limit, limit)  # [frames, grid]
+            if smooth_frames > 1:
+                kernel = np.ones(smooth_frames) / smooth_frames
+                pad = np.pad(delta, ((smooth_frames // 2, smooth_frames - 1 - smooth_frames // 2), (0, 0)), mode="edge")
+                delta = np.stack([np.convolve(pad[:, g], kernel, mode="valid") for g in range(delta.shape[1])], axis=1)
+            delta -= delta.mean(axis=1, keepdims=True)  # shape only: the level is restored afterwards anyway
+            # frequency warp of the envelope: out(f) = in(src(f)), src(f) = f / ratio below the band
+            # limit, tapering linearly back to no warp at Nyquist
+            band = min(tmap.band_limit_hz, 0.9 * nyq)
+            src = np.where(freqs <= band, freqs / ratio,
+                           band / ratio + (freqs - band) * (nyq - band / ratio) / max(nyq - band, 1e-9))
+            pos = np.clip(src * fft_size / sample_rate, 0, n_bins - 1)
+            i0 = np.minimum(pos.astype(np.int64), n_bins - 2)
+            frac = pos - i0
+            log_sp = np.log(np.maximum(sp, 1e-300))
+            warped = log_sp[:, i0] * (1.0 - frac) + log_sp[:, i0 + 1] * frac
+            # grid corrections onto the bins, tapering to 0 dB from the band limit to Nyquist
+            knots = np.concatenate([[0.0], GRID_HZ[GRID_HZ <= band], [nyq]])
+            gsel = GRID_HZ <= band
+
+            def to_bins(values: np.ndarray) -> np.ndarray:
+                rows = np.concatenate([values[..., :1], values[..., gsel], np.zeros(values.shape[:-1] + (1,))], axis=-1)
+                idx = np.clip(np.searchsorted(knots, freqs) - 1, 0, len(knots) - 2)
+                fr = np.clip((freqs - knots[idx]) / np.maximum(knots[idx + 1] - knots[idx], 1e-9), 0.0, 1.0)
+                return rows[..., idx] * (1.0 - fr) + rows[..., idx + 1] * fr
+
+            gain = to_bins(strength * delta) * (math.log(10.0) / 10.0)
+            new_sp = np.where(voiced[:, None], np.exp(warped + gain), sp)
+            new_ap = ap
+            if np.any(tmap.aperiodicity_shift):
+                ap_gain = 10.0 ** (to_bins(strength * tmap.aperiodicity_shift) / 10.0)
+                new_ap = np.where(voiced[:, None], np.clip(ap * ap_gain[None], 1e-12, 1.0), ap)
+            return np.ascontiguousarray(new_sp), np.ascontiguousarray(new_ap)
+
+        return transform
+
+
+def _register() -> None:
+    from .convert import CONVERTERS
+
+    CONVERTERS[DSPConverter.name] = DSPConverter
+
+
+_register()

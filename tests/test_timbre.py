@@ -1,0 +1,106 @@
+"""The ``dsp`` converter on synthetic vowels (no downloads): warp estimate, strength 0, determinism,
+chunking, untouched unvoiced parts, movement toward the target envelope."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from singvc.convert import PitchShiftConverter, get_converter
+from singvc.errors import UserInputError
+from singvc.pitch import PitchTrack
+from singvc.timbre import DSPConverter, estimate_warp
+from singvc.voice import GRID_HZ, analyse_voice, envelope_stats_frames
+
+from test_voice import HOP, vowel  # noqa: E402  (tests folder is on sys.path)
+
+RATE = 22_050
+
+
+def with_gap(seconds: float = 2.0, f0: float = 200.0, scale: float = 1.0, seed: int = 0):
+    """Vowel with an unvoiced gap holding a noise burst in the middle; track marks the gap unvoiced."""
+    x, track = vowel(seconds, f0, scale=scale, rate=RATE, vib_cents=30.0)
+    n = x.shape[-1]
+    lo, hi = int(0.45 * n), int(0.55 * n)
+    x[:, lo:hi] = 0.0
+    x[:, lo + 200:hi - 200] = 0.05 * np.random.default_rng(seed).standard_normal(hi - lo - 400)
+    t = track.times
+    voiced = ~((t >= lo / RATE) & (t < hi / RATE))
+    return x, PitchTrack(times=t, f0=track.f0, periodicity=track.periodicity, voiced=voiced, hop=HOP)
+
+
+@pytest.fixture(scope="module")
+def target():
+    x, track = vowel(3.5, 260.0, scale=1.2, rate=RATE)
+    return analyse_voice([(x, RATE)], [track], "target")
+
+
+def mean_shape(x, track):
+    v = track.voiced
+    shapes, _ = envelope_stats_frames(x[0].astype(np.float64), RATE, track.times[v][::4], track.f0[v][::4])
+    return shapes.mean(0)
+
+
+def test_registered_and_validates_options():
+    conv = get_converter("dsp", strength=0.5)
+    assert isinstance(conv, DSPConverter) and conv.name == "dsp"
+    with pytest.raises(UserInputError, match="strength"):
+        get_converter("dsp", strength=1.5)
+    x, track = with_gap()
+    with pytest.raises(UserInputError, match="VoiceProfile"):
+        DSPConverter().convert(x, RATE, track, 0.0, voice="alice")
+
+
+def test_warp_estimate_finds_formant_scale(target):
+    x, track = vowel(2.0, 200.0, rate=RATE)
+    ratio = estimate_warp(mean_shape(x, track), np.asarray(target.mean_shape_db), target.band_limit_hz)
+    assert ratio == pytest.approx(1.2, abs=0.06)
+
+
+def test_strength_zero_or_no_voice_equals_pitch_converter(target):
+    x, track = with_gap()
+    pitch_out = PitchShiftConverter().convert(x, RATE, track, 12.0)
+    assert np.array_equal(DSPConverter(strength=0.0).convert(x, RATE, track, 12.0, voice=target), pitch_out)
+    assert np.array_equal(DSPConverter().convert(x, RATE, track, 12.0), pitch_out)
+    assert np.array_equal(DSPConverter().convert(x, RATE, track, 0.0), x)
+
+
+def test_deterministic_shape_finite_and_unvoiced_kept(target):
+    x, track = with_gap()
+    a = DSPConverter().convert(x, RATE, track, 0.0, voice=target)
+    b = DSPConverter().convert(x, RATE, track, 0.0, voice=target)
+    assert np.array_equal(a, b)
+    assert a.shape == x.shape and a.dtype == np.float32 and np.isfinite(a).all()
+    n = x.shape[-1]
+    inner = slice(int(0.45 * n) + 1000, int(0.55 * n) - 1000)  # inside the gap, away from the fades
+    assert np.array_equal(a[:, inner], x[:, inner])
+    assert not np.allclose(a, x, atol=1e-3)
+
+
+def test_moves_envelope_toward_target(target):
+    x, track = with_gap()
+    y = DSPConverter().convert(x, RATE, track, 0.0, voice=target)
+    half = DSPConverter(strength=0.5).convert(x, RATE, track, 0.0, voice=target)
+    tgt = np.asarray(target.mean_shape_db)
+    band = GRID_HZ < 5000
+
+    def dist(z):
+        return float(np.sqrt(np.mean((mean_shape(z, track) - tgt)[band] ** 2)))
+
+    assert dist(y) < dist(half) < dist(x)
+    assert dist(y) < 0.6 * dist(x)
+
+
+def test_chunked_equals_unchunked(target):
+    x, track = vowel(3.0, 200.0, rate=RATE, vib_cents=30.0)
+    # three voiced runs, so that a 1 s chunk limit splits them into separate segments
+    n = x.shape[-1]
+    voiced = np.ones(len(track), bool)
+    for a in (0.95, 1.95):
+        voiced[(track.times >= a) & (track.times < a + 0.1)] = False
+        x[:, int(a * RATE):int((a + 0.1) * RATE)] = 0.0
+    track = PitchTrack(times=track.times, f0=track.f0, periodicity=track.periodicity, voiced=voiced, hop=HOP)
+    whole = DSPConverter().convert(x, RATE, track, 12.0, voice=target)
+    chunked = DSPConverter(chunk_seconds=1.0).convert(x, RATE, track, 12.0, voice=target)
+    err = np.sqrt(np.mean((whole - chunked) ** 2)) / np.sqrt(np.mean(whole**2))
+    assert err < 0.05, err
+    assert n == whole.shape[-1]
