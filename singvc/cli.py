@@ -26,6 +26,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--separator-repo", metavar="DIR",
                    help="local folder of Demucs model files (NAME.th), as demucs --repo; no download")
     g.add_argument("--pitch-model", choices=PITCH_MODELS, default="full", help="torchcrepe capacity. Default: full")
+    g.add_argument("--pitch-backend", choices=("auto", "onnx", "torch"), default="auto",
+                   help="run crepe through onnxruntime (about 2-4x faster on CPU) or torch. Default: auto (onnx on CPU)")
     g.add_argument("--pitch-hop", type=float, default=0.01, metavar="SECONDS",
                    help="pitch frame hop, at most 0.01 s. Default: 0.01")
     g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
@@ -134,7 +136,8 @@ def _engine(args: argparse.Namespace, **overrides):
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
     fields = dict(separator_model=args.separator_model, separator_repo=args.separator_repo,
-                  pitch_model=args.pitch_model, pitch_hop=args.pitch_hop, device=device)
+                  pitch_model=args.pitch_model, pitch_backend=args.pitch_backend, pitch_hop=args.pitch_hop,
+                  device=device)
     for name in ("transpose", "target_range", "converter", "shift_instrumental", "bit_depth", "strength"):
         if hasattr(args, name):
             fields[name] = getattr(args, name)

@@ -47,6 +47,7 @@ class CoverSettings:
     separator_repo: str | None = None
     separation: bool = True
     pitch_model: str = "full"
+    pitch_backend: str = "auto"
     pitch_hop: float = 0.01
     converter: str = "dsp"
     strength: float = 1.0
@@ -165,7 +166,10 @@ class Singvc:
     @property
     def pitch_model(self):
         if self._pitch_model is None:
-            self._pitch_model = load_pitch_model(self.settings.pitch_model, self.settings.device)
+            # the ONNX export is kept in the cache folder; with the cache off, in a throw-away folder
+            cache_dir = self.cache.root if self.cache.enabled else tempfile.mkdtemp(prefix="singvc-onnx-")
+            self._pitch_model = load_pitch_model(self.settings.pitch_model, self.settings.device,
+                                                 backend=self.settings.pitch_backend, cache_dir=cache_dir)
         return self._pitch_model
 
     def _separator_cache_settings(self) -> dict:

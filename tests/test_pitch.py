@@ -106,3 +106,23 @@ def test_skipping_quiet_frames_changes_nothing_voiced(tiny_crepe):
     diff = np.abs(1200 * np.log2(a.f0 / b.f0))[a.voiced]
     assert np.mean(diff == 0) > 0.95 and diff.max() < 20
     assert not b.voiced[(b.times > 0.75) & (b.times < 1.45)].any()
+
+
+def test_onnx_backend_matches_torch(tmp_path, tiny_crepe):
+    from singvc.pitch import OnnxCrepe, load_pitch_model
+
+    onnx_model = load_pitch_model("tiny", backend="onnx", cache_dir=tmp_path)
+    assert isinstance(onnx_model, OnnxCrepe) and onnx_model.path.exists()
+    import torch
+
+    frames = torch.randn(64, 1024)
+    with torch.inference_mode():
+        expected = tiny_crepe(frames).numpy()
+    assert np.max(np.abs(onnx_model(frames).numpy() - expected)) < 1e-4
+    x = harmonic_tone(vibrato_f0(300, 6, 40, 1.0, 22050), 1.0, 22050)[None]
+    a, b = track_pitch(x, 22050, onnx_model), track_pitch(x, 22050, tiny_crepe)
+    assert np.array_equal(a.voiced, b.voiced)
+    assert np.max(np.abs(1200 * np.log2(a.f0 / b.f0))[a.voiced]) < 1.0
+    # a second load reuses the exported file
+    again = load_pitch_model("tiny", backend="onnx", cache_dir=tmp_path)
+    assert again.path == onnx_model.path
