@@ -35,6 +35,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cache-dir", metavar="DIR",
                    help="cache for separation and pitch results (default: $SINGVC_CACHE_DIR or ~/.cache/singvc)")
     g.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    p.add_argument("--preset", metavar="NAME",
+                   help="settings preset: quality (default settings) or fast, or a .toml file (see presets/); "
+                        "flags given explicitly win")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or summaries")
 
 
@@ -145,6 +148,8 @@ def _engine(args: argparse.Namespace, **overrides):
         fields["plan_mode"] = "free"
     if getattr(args, "no_separation", False):
         fields["separation"] = False
+    fields.update(getattr(args, "preset_extra", {}))
+    fields["preset"] = getattr(args, "preset", None)
     fields.update(overrides)
     cache = Cache(args.cache_dir, enabled=not args.no_cache)
     return Singvc(CoverSettings(**fields), cache=cache, progress=not args.quiet)
@@ -338,13 +343,38 @@ def cmd_plan(args: argparse.Namespace) -> int:
 COMMANDS = {"cover": cmd_cover, "separate": cmd_separate, "stems": cmd_stems, "pitch": cmd_pitch, "plan": cmd_plan, "voice": cmd_voice, "eval": cmd_eval}
 
 
+def _apply_preset(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                  argv: list[str] | None) -> argparse.Namespace:
+    """Re-parse with the preset's settings as defaults, so explicit flags still win."""
+    from .config import load_preset
+
+    values = load_preset(args.preset)
+    dests = {"plan_mode": ("no_key_lock", lambda v: v == "free"),
+             "separation": ("no_separation", lambda v: not v)}
+    defaults, extra = {}, {}
+    for key, value in values.items():
+        dest, convert = dests.get(key, (key, lambda v: v))
+        if hasattr(args, dest):
+            defaults[dest] = convert(value)
+        else:
+            extra[key] = value
+    sub = parser._subparsers._group_actions[0].choices[args.command]  # type: ignore[union-attr]
+    sub.set_defaults(**defaults)
+    args = parser.parse_args(argv)
+    args.preset_extra = extra
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (tests call this directly)."""
-    args = get_parser().parse_args(argv)
+    parser = get_parser()
+    args = parser.parse_args(argv)
     debug = bool(os.environ.get("SINGVC_DEBUG"))
     if not debug:
         warnings.filterwarnings("ignore")
     try:
+        if getattr(args, "preset", None):
+            args = _apply_preset(parser, args, argv)
         return COMMANDS[args.command](args)
     except SingvcError as exc:
         if debug:

@@ -58,6 +58,7 @@ class CoverSettings:
     ceiling_dbtp: float = -1.0
     bit_depth: str = "24"
     device: str = "cpu"
+    preset: str | None = None
 
 
 @dataclass

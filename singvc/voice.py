@@ -14,7 +14,7 @@ Envelope "shapes" are WORLD CheapTrick envelopes in dB with each frame's mean ov
 removed, so that the loudness of a frame does not move its class.
 
 Profiles are looked up by name in :func:`profiles_dir` (``$SINGVC_HOME/voices``, default
-``~/.local/share/singvc/voices``), then among the presets shipped in ``singvc/presets/voices``.
+``~/.local/share/singvc/voices``), then among the presets shipped in the top-level ``presets/voices`` (installed as ``singvc.presets``).
 """
 from __future__ import annotations
 
@@ -42,7 +42,13 @@ STATS_PERIOD_MS = 20.0
 MIN_VOICED_SECONDS = 3.0
 #: most frames analysed per profile (evenly subsampled beyond)
 MAX_FRAMES = 4000
-PRESETS_DIR = Path(__file__).parent / "presets" / "voices"
+def _shipped_voices_dir() -> Path:
+    from .config import _presets_dir
+
+    return _presets_dir() / "voices"
+
+
+PRESETS_DIR = _shipped_voices_dir()
 
 
 def _mel(hz: np.ndarray) -> np.ndarray:
