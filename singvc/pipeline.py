@@ -114,17 +114,39 @@ def check_reference(audio: np.ndarray, sample_rate: int, name: str = "reference"
         raise InvalidReferenceError(f"{name} is silent (peak {peak_dbfs(audio):.1f} dBFS)")
 
 
+def _peak_rss_mb(reset: bool = False) -> float | None:
+    """This process's peak resident memory in MB since the last reset (Linux ``/proc``), or None."""
+    try:
+        if reset:
+            with open("/proc/self/clear_refs", "w") as fh:
+                fh.write("5")
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        return None
+    return None
+
+
 class _Timer:
+    """Wall time and peak resident memory of each named stage (stages may repeat: summed / maxed)."""
+
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.peak_mb: dict[str, float] = {}
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
+        _peak_rss_mb(reset=True)
         start = time.perf_counter()
         try:
             yield
         finally:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+            peak = _peak_rss_mb()
+            if peak is not None:
+                self.peak_mb[name] = round(max(self.peak_mb.get(name, 0.0), peak), 1)
 
 
 class Singvc:
@@ -386,6 +408,7 @@ class Singvc:
                       "voiced_share": round(float(track.voiced.mean()), 4)},
             "cache_hits": cache_hits,
             "seconds": {k: round(v, 3) for k, v in timer.seconds.items()},
+            "peak_memory_mb": dict(timer.peak_mb),
             "warnings": warnings,
             "versions": package_versions(),
         }
@@ -519,6 +542,7 @@ def cover_file(
                             "instrumental": str(instrumental_path) if instrumental_path else None}
         report["seconds"] = {**{k: round(v, 3) for k, v in timer.seconds.items()}, **report["seconds"]}
         report["seconds"]["total"] = round(sum(v for k, v in report["seconds"].items()), 3)
+        report["peak_memory_mb"] = {**timer.peak_mb, **report.get("peak_memory_mb", {})}
         report["outputs"] = list(OUTPUT_FILES) + (["session"] if daw else [])
         write_json(staging / "report.json", report)
     return report
