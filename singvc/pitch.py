@@ -203,7 +203,7 @@ def crepe_activations(
     sample_rate: int,
     model: "torch.nn.Module | OnnxCrepe",
     hop_seconds: float = 0.01,
-    batch_size: int = 512,
+    batch_size: int = 128,
     progress: bool = False,
     callback: Callable[[dict], None] | None = None,
     frames: np.ndarray | None = None,
@@ -367,7 +367,7 @@ def track_pitch(
     voicing_high: float = 0.5,
     voicing_low: float = 0.3,
     silence_db: float = -60.0,
-    batch_size: int = 512,
+    batch_size: int = 128,
     skip_silence: bool = True,
     progress: bool = False,
     callback: Callable[[dict], None] | None = None,
@@ -380,6 +380,8 @@ def track_pitch(
         voicing_high, voicing_low: periodicity hysteresis thresholds (on above high, off below low).
         silence_db: frames quieter than this (dBFS, and than 50 dB under the loudest frame) are unvoiced.
         skip_silence: do not run the network on those quiet frames (same voiced result, faster).
+        batch_size: frames per network call (1.28 s of audio at 10 ms); bounds the activations
+            held at once (crepe full: about 0.8 GB at 128) whatever the song's length.
     """
     if not 0 < hop_seconds <= 0.01:
         raise UserInputError(f"pitch hop must be in (0, 0.01] s (got {hop_seconds})")
