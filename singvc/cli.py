@@ -1,6 +1,6 @@
 """The ``singvc`` command line. The only place that prints, exits, or maps errors to exit codes.
 
-Exit codes: 0 success, 2 bad input (file, flag, reference), 3 model or weights unavailable,
+Exit codes: 0 success, 1 a batch finished with some songs failed, 2 bad input (file, flag, reference), 3 model or weights unavailable,
 4 output cannot be written, 70 internal error, 130 interrupted.
 """
 from __future__ import annotations
@@ -36,7 +36,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="cache for separation and pitch results (default: $SINGVC_CACHE_DIR or ~/.cache/singvc)")
     g.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
     p.add_argument("--preset", metavar="NAME",
-                   help="settings preset: quality (default settings) or fast, or a .toml file (see presets/); "
+                   help="settings preset: quality (default settings), natural, strong or fast, or a .toml file (see presets/); "
                         "flags given explicitly win")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or summaries")
 
@@ -126,6 +126,22 @@ def get_parser() -> argparse.ArgumentParser:
                         "the median pitch difference rounded to whole semitones)")
     p.add_argument("--no-windows", action="store_true", help="skip the 5 s drift windows")
     _add_common(p)
+
+    p = sub.add_parser("run", help="run a recipe (recipes/*.toml): a cover, a vocal feature or DAW stems; "
+                                   "with --songs, a batch of songs")
+    p.add_argument("recipe", metavar="RECIPE", help="a recipe .toml file (see recipes/)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a recipe key (dotted: voice.strength=0.5, input.song=a.wav, "
+                        "feature.sections[2].voice=original); repeatable")
+    p.add_argument("--songs", metavar="DIR|LIST",
+                   help="batch: every audio file of DIR, or the paths listed in a text file, one output folder "
+                        "per song; songs already done are skipped")
+    p.add_argument("-o", "--output", metavar="DIR", help="output folder (overrides output.dir)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
+                   help="compute device (default: the recipe's, else cpu)")
+    p.add_argument("--cache-dir", metavar="DIR", help="cache for separation and pitch results")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or summaries")
     return parser
 
 
@@ -340,7 +356,47 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"cover": cmd_cover, "separate": cmd_separate, "stems": cmd_stems, "pitch": cmd_pitch, "plan": cmd_plan, "voice": cmd_voice, "eval": cmd_eval}
+def cmd_run(args: argparse.Namespace) -> int:
+    from .cache import Cache
+    from .recipe import build_engine, list_songs, load_recipe, run_batch, run_recipe
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    songs = list_songs(args.songs) if args.songs else None
+    engine = build_engine(recipe, Cache(args.cache_dir, enabled=not args.no_cache),
+                          progress=not args.quiet and songs is None, device=args.device)
+    out = Path(args.output) if args.output else None
+    if songs is None:
+        report = run_recipe(recipe, engine, out)
+        if not args.quiet:
+            for w in report["warnings"]:
+                print(f"warning: {w}", file=sys.stderr)
+            where = out or recipe.output_dir()
+            print(f"{recipe.name} ({recipe.kind}, recipe {recipe.sha256[:12]}): wrote {where}/ "
+                  f"({', '.join(report['outputs'])}) in {report['seconds']['total']:.1f} s")
+        return 0
+    items = []
+    width = max(len(s.name) for s in songs)
+    for item in run_batch(recipe, songs, engine, out):
+        items.append(item)
+        detail = {"done": lambda i: f"done in {i.seconds:.1f} s -> {i.out_dir}",
+                  "skipped": lambda i: f"skipped (already done) -> {i.out_dir}",
+                  "failed": lambda i: f"FAILED: {i.message}"}[item.status](item)
+        print(f"[{item.index}/{item.total}] {item.song.name:<{width}}  {detail}", flush=True)
+    if not args.quiet:
+        print()
+        print(f"{'song':<{width}}  {'status':<7}  {'seconds':>7}  {'shift':>6}  output")
+        for item in items:
+            shift = item.report.get("shift_semitones") if item.report else None
+            print(f"{item.song.name:<{width}}  {item.status:<7}  {item.seconds:7.1f}  "
+                  f"{'' if shift is None else format(shift, '+g'):>6}  {item.out_dir if item.status != 'failed' else item.message}")
+        counts = {s: sum(i.status == s for i in items) for s in ("done", "skipped", "failed")}
+        print(f"{len(items)} songs: {counts['done']} done, {counts['skipped']} skipped (done before), "
+              f"{counts['failed']} failed")
+    return 1 if any(i.status == "failed" for i in items) else 0
+
+
+COMMANDS = {"cover": cmd_cover, "separate": cmd_separate, "stems": cmd_stems, "pitch": cmd_pitch, "plan": cmd_plan, "voice": cmd_voice, "eval": cmd_eval,
+            "run": cmd_run}
 
 
 def _apply_preset(parser: argparse.ArgumentParser, args: argparse.Namespace,

@@ -274,6 +274,13 @@ class Singvc:
         track, _ = self.track(reference, sample_rate)
         return analyse_voice([(reference, sample_rate)], [track], name)
 
+    def with_settings(self, **changes) -> "Singvc":
+        """A :class:`Singvc` with some settings changed, sharing this one's loaded models, cache and
+        progress options (e.g. one converted section of a vocal feature)."""
+        return Singvc(dataclasses.replace(self.settings, **changes), cache=self.cache,
+                      separator_model=self._separator_model, pitch_model=self._pitch_model,
+                      progress=self.progress, callback=self.callback)
+
     # -- the whole job ----------------------------------------------------------------------
     def cover(
         self,
@@ -498,19 +505,24 @@ def cover_file(
     vocals_path: str | os.PathLike | None = None,
     instrumental_path: str | os.PathLike | None = None,
     daw: bool = False,
+    profile: VoiceProfile | None = None,
+    extra_report: dict | None = None,
+    stems: bool = True,
 ) -> dict:
     """Read the inputs, run :meth:`Singvc.cover`, write the outputs into ``out_dir``; returns the report.
 
     With ``daw``, also a DAW session folder ``out_dir/session/`` (see :mod:`singvc.session`): every
     Demucs stem, both vocals, melody MIDI, tempo and key, ``.dawproject`` and ``.rpp`` files.
+    ``profile`` is an already-measured voice (instead of reading ``voice_path``); ``extra_report``
+    is merged into the report; ``stems=False`` writes only ``mix.wav`` and ``report.json``.
     """
     engine = engine or Singvc()
     timer = _Timer()
     with timer.stage("load"):
-        reference, reference_rate, profile = (None, None, None)
-        if voice_path is not None and is_profile_ref(voice_path):
+        reference, reference_rate = (None, None)
+        if profile is None and voice_path is not None and is_profile_ref(voice_path):
             profile = load_profile(voice_path)
-        elif voice_path is not None:
+        elif profile is None and voice_path is not None:
             reference, reference_rate = load_audio(voice_path, name=f"reference {voice_path}")
             check_reference(reference, reference_rate, f"reference {voice_path}")
         if vocals_path is not None:
@@ -523,26 +535,48 @@ def cover_file(
             vocals = instrumental = None
     result = engine.cover(song, sample_rate, reference, reference_rate, vocals=vocals, instrumental=instrumental,
                           keep_stems=daw, voice=profile)
+    inputs = {"song": str(song_path) if song_path else None, "voice": str(voice_path) if voice_path else None,
+              "vocals": str(vocals_path) if vocals_path else None,
+              "instrumental": str(instrumental_path) if instrumental_path else None}
+    return save_result(result, out_dir, engine.settings.bit_depth, daw=daw, title=Path(song_path or vocals_path).stem,
+                       inputs=inputs, timer=timer, extra_report=extra_report, stems=stems)
+
+
+def save_result(
+    result: CoverResult,
+    out_dir: str | os.PathLike,
+    bit_depth: str = "24",
+    daw: bool = False,
+    title: str = "singvc",
+    inputs: dict | None = None,
+    timer: _Timer | None = None,
+    extra_report: dict | None = None,
+    stems: bool = True,
+    midi: bool = True,
+) -> dict:
+    """Write a :class:`CoverResult` into ``out_dir`` atomically (WAVs, ``report.json``, with ``daw``
+    the ``session/`` folder; ``stems=False``: only ``mix.wav``); returns the report written."""
+    timer = timer or _Timer()
     with staged_output(out_dir) as staging:
         with timer.stage("write"):
             for name, audio in result.stems().items():
-                save_audio(staging / name, audio, result.sample_rate, engine.settings.bit_depth)
+                if stems or name == "mix.wav":
+                    save_audio(staging / name, audio, result.sample_rate, bit_depth)
         report = result.report
         if daw:
             from .session import cover_session, write_session
 
             with timer.stage("session"):
-                title = Path(song_path or vocals_path).stem
                 manifest = write_session(staging / "session", cover_session(
-                    result, title=f"{title} (singvc cover)", name=title), engine.settings.bit_depth)
+                    result, title=f"{title} (singvc cover)", name=title, midi=midi), bit_depth)
             report["session"] = {"folder": "session", "tempo_bpm": manifest["tempo_bpm"], "key": manifest["keys"],
                                  "dawproject": manifest["dawproject"], "reaper": manifest["reaper"]}
-        report["inputs"] = {"song": str(song_path) if song_path else None, "voice": str(voice_path) if voice_path else None,
-                            "vocals": str(vocals_path) if vocals_path else None,
-                            "instrumental": str(instrumental_path) if instrumental_path else None}
+        report["inputs"] = dict(inputs or {})
         report["seconds"] = {**{k: round(v, 3) for k, v in timer.seconds.items()}, **report["seconds"]}
         report["seconds"]["total"] = round(sum(v for k, v in report["seconds"].items()), 3)
         report["peak_memory_mb"] = {**timer.peak_mb, **report.get("peak_memory_mb", {})}
-        report["outputs"] = list(OUTPUT_FILES) + (["session"] if daw else [])
+        report["outputs"] = [n for n in OUTPUT_FILES if stems or n in ("mix.wav", "report.json")] + (
+            ["session"] if daw else [])
+        report.update(extra_report or {})
         write_json(staging / "report.json", report)
     return report
