@@ -26,6 +26,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--separator-repo", metavar="DIR",
                    help="local folder of Demucs model files (NAME.th), as demucs --repo; no download")
     g.add_argument("--pitch-model", choices=PITCH_MODELS, default="full", help="torchcrepe capacity. Default: full")
+    g.add_argument("--reference-pitch-model", choices=PITCH_MODELS, default="tiny",
+                   help="crepe capacity for target-voice clips (register and profile). Default: tiny")
     g.add_argument("--pitch-backend", choices=("auto", "onnx", "torch"), default="auto",
                    help="run crepe through onnxruntime (about 2-4x faster on CPU) or torch. Default: auto (onnx on CPU)")
     g.add_argument("--pitch-hop", type=float, default=0.01, metavar="SECONDS",
@@ -156,6 +158,7 @@ def _engine(args: argparse.Namespace, **overrides):
         device = "cuda" if torch.cuda.is_available() else "cpu"
     fields = dict(separator_model=args.separator_model, separator_repo=args.separator_repo,
                   pitch_model=args.pitch_model, pitch_backend=args.pitch_backend, pitch_hop=args.pitch_hop,
+                  reference_pitch_model=args.reference_pitch_model,
                   device=device)
     for name in ("transpose", "target_range", "converter", "shift_instrumental", "bit_depth", "strength"):
         if hasattr(args, name):
@@ -264,7 +267,7 @@ def cmd_voice(args: argparse.Namespace) -> int:
         audio, sample_rate = load_audio(path, name=f"reference {path}")
         check_reference(audio, sample_rate, f"reference {path}")
         clips.append((audio, sample_rate))
-        tracks.append(engine.track(audio, sample_rate)[0])
+        tracks.append(engine.track(audio, sample_rate, engine.settings.reference_pitch_model)[0])
     profile = analyse_voice(clips, tracks, name, clip_names=[Path(c).name for c in args.clips])
     profile.save(out)
     if not args.quiet:

@@ -48,6 +48,9 @@ class CoverSettings:
     separation: bool = True
     pitch_model: str = "full"
     pitch_backend: str = "auto"
+    #: crepe capacity for reference clips: a register and a profile need no cent accuracy, and a
+    #: new voice then costs seconds, not minutes
+    reference_pitch_model: str = "tiny"
     pitch_hop: float = 0.01
     converter: str = "dsp"
     strength: float = 1.0
@@ -172,7 +175,9 @@ class Singvc:
         self.settings = settings or CoverSettings()
         self.cache = cache if cache is not None else Cache()
         self._separator_model = separator_model
-        self._pitch_model = pitch_model
+        self._pitch_models: dict[str, object] = {}
+        if pitch_model is not None:
+            self._pitch_models[self.settings.pitch_model] = pitch_model
         self.progress = progress
         self.callback = callback
 
@@ -188,12 +193,17 @@ class Singvc:
 
     @property
     def pitch_model(self):
-        if self._pitch_model is None:
+        """The crepe model for the vocal (``settings.pitch_model``)."""
+        return self.pitch_model_for(self.settings.pitch_model)
+
+    def pitch_model_for(self, name: str):
+        """The crepe model of capacity ``name``, loaded on first use and kept."""
+        if name not in self._pitch_models:
             # the ONNX export is kept in the cache folder; with the cache off, in a throw-away folder
             cache_dir = self.cache.root if self.cache.enabled else tempfile.mkdtemp(prefix="singvc-onnx-")
-            self._pitch_model = load_pitch_model(self.settings.pitch_model, self.settings.device,
-                                                 backend=self.settings.pitch_backend, cache_dir=cache_dir)
-        return self._pitch_model
+            self._pitch_models[name] = load_pitch_model(name, self.settings.device,
+                                                        backend=self.settings.pitch_backend, cache_dir=cache_dir)
+        return self._pitch_models[name]
 
     def _separator_cache_settings(self) -> dict:
         repo = self.settings.separator_repo
@@ -239,17 +249,22 @@ class Singvc:
                         {"vocals": result.vocals, **{f"stem_{k}": v for k, v in stems.items() if k != "vocals"}})
         return stems, False
 
-    def track(self, audio: np.ndarray, sample_rate: int) -> tuple[PitchTrack, bool]:
-        """Pitch track of ``audio`` and whether it came from the cache."""
+    def track(self, audio: np.ndarray, sample_rate: int, model: str | None = None) -> tuple[PitchTrack, bool]:
+        """Pitch track of ``audio`` and whether it came from the cache.
+
+        Args:
+            model: crepe capacity; default ``settings.pitch_model``.
+        """
         audio = as_audio(audio)
-        settings = {"model": self.settings.pitch_model, "hop": self.settings.pitch_hop}
+        model = model or self.settings.pitch_model
+        settings = {"model": model, "hop": self.settings.pitch_hop}
         digest = audio_digest(audio, sample_rate)
         cached = self.cache.load("pitch", digest, settings)
         if cached is not None:
             return PitchTrack(times=cached["times"], f0=cached["f0"], periodicity=cached["periodicity"],
                               voiced=cached["voiced"].astype(bool), hop=float(cached["hop"]),
-                              model=self.settings.pitch_model), True
-        track = track_pitch(audio, sample_rate, self.pitch_model, hop_seconds=self.settings.pitch_hop,
+                              model=model), True
+        track = track_pitch(audio, sample_rate, self.pitch_model_for(model), hop_seconds=self.settings.pitch_hop,
                             progress=self.progress, callback=self.callback)
         self.cache.save("pitch", digest, settings, {
             "times": track.times, "f0": track.f0, "periodicity": track.periodicity,
@@ -259,7 +274,7 @@ class Singvc:
     def target_register(self, reference: np.ndarray, sample_rate: int) -> Register:
         """The register of a reference clip (validated: long enough, not silent, voiced)."""
         check_reference(reference, sample_rate)
-        track, _ = self.track(reference, sample_rate)
+        track, _ = self.track(reference, sample_rate, self.settings.reference_pitch_model)
         try:
             register = measure_register(track)
         except PlanError as exc:
@@ -271,15 +286,16 @@ class Singvc:
         """A :class:`~singvc.voice.VoiceProfile` measured on a reference clip (validated like the register)."""
         reference = as_audio(reference, "reference")
         check_reference(reference, sample_rate)
-        track, _ = self.track(reference, sample_rate)
+        track, _ = self.track(reference, sample_rate, self.settings.reference_pitch_model)
         return analyse_voice([(reference, sample_rate)], [track], name)
 
     def with_settings(self, **changes) -> "Singvc":
         """A :class:`Singvc` with some settings changed, sharing this one's loaded models, cache and
         progress options (e.g. one converted section of a vocal feature)."""
-        return Singvc(dataclasses.replace(self.settings, **changes), cache=self.cache,
-                      separator_model=self._separator_model, pitch_model=self._pitch_model,
-                      progress=self.progress, callback=self.callback)
+        other = Singvc(dataclasses.replace(self.settings, **changes), cache=self.cache,
+                       separator_model=self._separator_model, progress=self.progress, callback=self.callback)
+        other._pitch_models = self._pitch_models  # shared: loaded once for both
+        return other
 
     # -- the whole job ----------------------------------------------------------------------
     def cover(

@@ -184,3 +184,15 @@ def test_offline_without_weights_fails_fast_with_hint(files, tmp_path, monkeypat
     assert len(err.strip().splitlines()) == 1
     assert "--separator-repo" in err and str(tmp_path / "torch") in err
     assert not (tmp_path / "out").exists()
+
+
+def test_reference_is_tracked_with_the_reference_model(files, tmp_path):
+    from singvc.pipeline import CoverSettings, Singvc
+    from singvc.cache import Cache
+
+    engine = Singvc(CoverSettings(pitch_model="full", reference_pitch_model="tiny"),
+                    cache=Cache(tmp_path / "cache"))
+    ref, rate = load_audio(files["voice"])
+    register = engine.target_register(ref, rate)
+    assert register.source == "reference"
+    assert list(engine._pitch_models) == ["tiny"]  # the full model was never loaded
