@@ -195,8 +195,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--work", default="/tmp/singvc-bench-speed")
-    ap.add_argument("--only", nargs="*", help="run names to run (default all)")
+    ap.add_argument("--only", nargs="*",
+                    help="what to run (default all): run labels, 'LABEL/PRESET', 'separation', 'pitch'")
     ap.add_argument("--out", default=str(ROOT / "docs" / "speed.md"))
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the figures already in the JSON beside --out, replacing only the runs made now")
     args = ap.parse_args()
     data, work = Path(args.data), Path(args.work)
     inputs = build_inputs(data, work)
@@ -206,6 +209,9 @@ def main() -> None:
                "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}",
                "runs": []}
     json_path = Path(args.out).with_suffix(".json")
+    if args.merge and json_path.exists():
+        previous = json.loads(json_path.read_text())
+        results.update({k: v for k, v in previous.items() if k not in ("date", "machine")})
 
     def save() -> None:
         json_path.write_text(json.dumps(results, indent=2) + "\n")
@@ -220,10 +226,10 @@ def main() -> None:
         ("song 10 min with separation", "song_10min", "quality", voices[0], "c600q", []),
     ]
     for label, key, preset, voice, cache_tag, extra in plan:
-        if args.only and key not in args.only and label not in args.only:
+        if args.only and f"{label}/{preset}" not in args.only and label not in args.only:
             continue
-        results["runs"].append(singvc_cover(label, inputs[key], voice, preset, work / "out", work / f"cache-{cache_tag}",
-                                            repo, extra))
+        run = singvc_cover(label, inputs[key], voice, preset, work / "out", work / f"cache-{cache_tag}", repo, extra)
+        results["runs"] = [r for r in results["runs"] if (r["name"], r["preset"]) != (label, preset)] + [run]
         save()
         print(json.dumps(results["runs"][-1]), flush=True)
     if not args.only or "separation" in args.only:
