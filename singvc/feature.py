@@ -266,7 +266,7 @@ def render_feature(
         song: the full mix ``[channels, samples]`` (or ``vocals`` + ``instrumental`` stems).
         sections: the sections; voice names refer to ``voices`` or are ``"original"``.
     """
-    from .pipeline import CoverResult, _num, _Timer, package_versions
+    from .pipeline import CoverResult, _num, _Timer, run_report
 
     options = options or FeatureOptions()
     s = engine.settings
@@ -374,11 +374,7 @@ def render_feature(
         "loudness": {"vocals_original_lufs": _num(integrated_loudness(vocals, sample_rate)),
                      "vocals_converted_lufs": _num(integrated_loudness(assembled, sample_rate)),
                      "mix": mix_info.to_dict()},
-        "pitch": {"model": s.pitch_model, "hop_seconds": track.hop, "voiced_share": round(float(track.voiced.mean()), 4)},
-        "seconds": {k: round(v, 3) for k, v in timer.seconds.items()},
-        "peak_memory_mb": dict(timer.peak_mb),
-        "warnings": warnings,
-        "versions": package_versions(),
+        **run_report(s, track, timer, warnings),
     }
     return CoverResult(mix=mix, vocals_converted=assembled, vocals_original=vocals, instrumental=instrumental,
                        sample_rate=sample_rate, plan=main_plan, pitch=track, report=report, song=song,

@@ -427,17 +427,24 @@ class Singvc:
                 "instrumental_lufs": _num(integrated_loudness(instrumental, sample_rate)),
                 "mix": mix_info.to_dict(),
             },
-            "pitch": {"model": s.pitch_model, "hop_seconds": track.hop,
-                      "voiced_share": round(float(track.voiced.mean()), 4)},
             "cache_hits": cache_hits,
-            "seconds": {k: round(v, 3) for k, v in timer.seconds.items()},
-            "peak_memory_mb": dict(timer.peak_mb),
-            "warnings": warnings,
-            "versions": package_versions(),
+            **run_report(s, track, timer, warnings),
         }
         return CoverResult(mix=mix, vocals_converted=matched, vocals_original=vocals, instrumental=instrumental,
                            sample_rate=sample_rate, plan=plan, pitch=track, report=report, song=song,
                            separated=separated)
+
+
+def run_report(settings: CoverSettings, track: PitchTrack, timer: _Timer, warnings: list[str]) -> dict:
+    """The report entries every run shares: pitch summary, time and memory per stage, warnings, versions."""
+    return {
+        "pitch": {"model": settings.pitch_model, "hop_seconds": track.hop,
+                  "voiced_share": round(float(track.voiced.mean()), 4)},
+        "seconds": {k: round(v, 3) for k, v in timer.seconds.items()},
+        "peak_memory_mb": dict(timer.peak_mb),
+        "warnings": warnings,
+        "versions": package_versions(),
+    }
 
 
 def _num(value: float) -> float | None:
