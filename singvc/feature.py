@@ -23,7 +23,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import __version__
-from .audio import as_audio, check_finite, fit_length, match_channels
 from .errors import UserInputError
 from .loudness import integrated_loudness, remix, true_peak_dbtp
 from .pitch import PitchTrack
@@ -271,32 +270,13 @@ def render_feature(
     options = options or FeatureOptions()
     s = engine.settings
     timer = _Timer()
-    separated: dict[str, np.ndarray] = {}
     for i, sec in enumerate(sections, 1):
         if sec.voice != ORIGINAL and sec.voice not in voices:
             raise UserInputError(f"section {i}: unknown voice {sec.voice!r} (known: {', '.join(sorted(voices)) or 'none'}, "
                                  f"{ORIGINAL})")
     with timer.stage("separation"):
-        if vocals is not None:
-            vocals = as_audio(vocals, "vocals")
-            check_finite(vocals, "vocals")
-            instrumental = np.zeros_like(vocals) if instrumental is None else fit_length(
-                match_channels(as_audio(instrumental, "instrumental"), vocals.shape[0]), vocals.shape[-1])
-            song, source = vocals + instrumental, "stems"
-        else:
-            if song is None:
-                raise UserInputError("no song and no vocals were given")
-            song = as_audio(song, "song")
-            check_finite(song, "song")
-            if s.separation and keep_stems:
-                separated, _ = engine.separate_all(song, sample_rate)
-                vocals = separated["vocals"]
-                instrumental = (song - vocals).astype(np.float32, copy=False)
-            elif s.separation:
-                vocals, instrumental, _ = engine.separate(song, sample_rate)
-            else:
-                vocals, instrumental = song, np.zeros_like(song)
-            source = "separated" if s.separation else "vocal-only input"
+        song, vocals, instrumental, separated, source, _ = engine.resolve_input(
+            song, sample_rate, vocals, instrumental, keep_stems)
     n = song.shape[-1]
     seconds = n / sample_rate
     with timer.stage("pitch"):

@@ -297,6 +297,44 @@ class Singvc:
         other._pitch_models = self._pitch_models  # shared: loaded once for both
         return other
 
+    def resolve_input(
+        self,
+        song: np.ndarray | None,
+        sample_rate: int,
+        vocals: np.ndarray | None = None,
+        instrumental: np.ndarray | None = None,
+        keep_stems: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray], str, bool | None]:
+        """Turn the job's input into ``(song, vocals, instrumental, separated, source, cache_hit)``.
+
+        The user's stems (``vocals`` [+ ``instrumental``]), or ``song`` separated (every Demucs
+        stem kept in ``separated`` when ``keep_stems``), or ``song`` as a vocal-only input. Always
+        ``song == vocals + instrumental``; ``cache_hit`` is None when nothing was separated.
+        """
+        separated: dict[str, np.ndarray] = {}
+        if vocals is not None:
+            vocals = as_audio(vocals, "vocals")
+            check_finite(vocals, "vocals")
+            if instrumental is None:
+                instrumental = np.zeros_like(vocals)
+            instrumental = as_audio(instrumental, "instrumental")
+            check_finite(instrumental, "instrumental")
+            instrumental = fit_length(match_channels(instrumental, vocals.shape[0]), vocals.shape[-1])
+            return vocals + instrumental, vocals, instrumental, separated, "stems", None
+        if song is None:
+            raise UserInputError("no song and no vocals were given")
+        song = as_audio(song, "song")
+        check_finite(song, "song")
+        if not self.settings.separation:
+            return song, song, np.zeros_like(song), separated, "vocal-only input", None
+        if keep_stems:
+            separated, hit = self.separate_all(song, sample_rate)
+            vocals = separated["vocals"]
+            instrumental = (song - vocals).astype(np.float32, copy=False)
+        else:
+            vocals, instrumental, hit = self.separate(song, sample_rate)
+        return song, vocals, instrumental, separated, "separated", hit
+
     # -- the whole job ----------------------------------------------------------------------
     def cover(
         self,
@@ -319,7 +357,6 @@ class Singvc:
             voice: a saved voice profile, instead of (or besides) ``reference``; the ``dsp``
                 converter needs one of the two to change the timbre.
         """
-        separated: dict[str, np.ndarray] = {}
         s = self.settings
         timer = _Timer()
         warnings: list[str] = []
@@ -344,32 +381,10 @@ class Singvc:
                 warnings.append(f"reference has only {target.voiced_seconds:.1f} s of voiced audio (3 s or more recommended)")
 
         with timer.stage("separation"):
-            if vocals is not None:
-                vocals = as_audio(vocals, "vocals")
-                check_finite(vocals, "vocals")
-                if instrumental is None:
-                    instrumental = np.zeros_like(vocals)
-                instrumental = as_audio(instrumental, "instrumental")
-                check_finite(instrumental, "instrumental")
-                instrumental = fit_length(match_channels(instrumental, vocals.shape[0]), vocals.shape[-1])
-                song = vocals + instrumental
-                source = "stems"
-            else:
-                if song is None:
-                    raise UserInputError("no song and no vocals were given")
-                song = as_audio(song, "song")
-                check_finite(song, "song")
-                if s.separation and keep_stems:
-                    separated, cache_hits["separation"] = self.separate_all(song, sample_rate)
-                    vocals = separated["vocals"]
-                    instrumental = (song - vocals).astype(np.float32, copy=False)
-                    source = "separated"
-                elif s.separation:
-                    vocals, instrumental, cache_hits["separation"] = self.separate(song, sample_rate)
-                    source = "separated"
-                else:
-                    vocals, instrumental = song, np.zeros_like(song)
-                    source = "vocal-only input"
+            song, vocals, instrumental, separated, source, hit = self.resolve_input(
+                song, sample_rate, vocals, instrumental, keep_stems)
+            if hit is not None:
+                cache_hits["separation"] = hit
         if song.shape[-1] < int(0.5 * sample_rate):
             raise UserInputError(f"song is {song.shape[-1] / sample_rate:.2f} s long; it needs at least 0.5 s")
 
