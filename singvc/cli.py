@@ -32,6 +32,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="run crepe through onnxruntime (about 2-4x faster on CPU) or torch. Default: auto (onnx on CPU)")
     g.add_argument("--pitch-hop", type=float, default=0.01, metavar="SECONDS",
                    help="pitch frame hop, at most 0.01 s. Default: 0.01")
+    g.add_argument("--pitch-stride", type=int, default=2, choices=(1, 2, 3, 4), metavar="N",
+                   help="run crepe on every N-th frame and fill the rest (1: every frame, about 2x slower). Default: 2")
     g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="compute device. Default: cuda when available, else cpu")
     g.add_argument("--cache-dir", metavar="DIR",
@@ -158,7 +160,7 @@ def _engine(args: argparse.Namespace, **overrides):
         device = "cuda" if torch.cuda.is_available() else "cpu"
     fields = dict(separator_model=args.separator_model, separator_repo=args.separator_repo,
                   pitch_model=args.pitch_model, pitch_backend=args.pitch_backend, pitch_hop=args.pitch_hop,
-                  reference_pitch_model=args.reference_pitch_model,
+                  pitch_stride=args.pitch_stride, reference_pitch_model=args.reference_pitch_model,
                   device=device)
     for name in ("transpose", "target_range", "converter", "shift_instrumental", "bit_depth", "strength"):
         if hasattr(args, name):

@@ -52,6 +52,8 @@ class CoverSettings:
     #: new voice then costs seconds, not minutes
     reference_pitch_model: str = "tiny"
     pitch_hop: float = 0.01
+    #: crepe runs on every ``pitch_stride``-th frame, the others are filled (see track_pitch)
+    pitch_stride: int = 2
     converter: str = "dsp"
     strength: float = 1.0
     transpose: float | None = None
@@ -257,7 +259,7 @@ class Singvc:
         """
         audio = as_audio(audio)
         model = model or self.settings.pitch_model
-        settings = {"model": model, "hop": self.settings.pitch_hop}
+        settings = {"model": model, "hop": self.settings.pitch_hop, "stride": self.settings.pitch_stride}
         digest = audio_digest(audio, sample_rate)
         cached = self.cache.load("pitch", digest, settings)
         if cached is not None:
@@ -265,7 +267,7 @@ class Singvc:
                               voiced=cached["voiced"].astype(bool), hop=float(cached["hop"]),
                               model=model), True
         track = track_pitch(audio, sample_rate, self.pitch_model_for(model), hop_seconds=self.settings.pitch_hop,
-                            progress=self.progress, callback=self.callback)
+                            stride=self.settings.pitch_stride, progress=self.progress, callback=self.callback)
         self.cache.save("pitch", digest, settings, {
             "times": track.times, "f0": track.f0, "periodicity": track.periodicity,
             "voiced": track.voiced, "hop": np.float64(track.hop)})
@@ -453,7 +455,7 @@ class Singvc:
 def run_report(settings: CoverSettings, track: PitchTrack, timer: _Timer, warnings: list[str]) -> dict:
     """The report entries every run shares: pitch summary, time and memory per stage, warnings, versions."""
     return {
-        "pitch": {"model": settings.pitch_model, "hop_seconds": track.hop,
+        "pitch": {"model": settings.pitch_model, "hop_seconds": track.hop, "stride": settings.pitch_stride,
                   "voiced_share": round(float(track.voiced.mean()), 4)},
         "seconds": {k: round(v, 3) for k, v in timer.seconds.items()},
         "peak_memory_mb": dict(timer.peak_mb),

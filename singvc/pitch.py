@@ -324,6 +324,31 @@ def decode(
     return f0.astype(np.float64), periodicity.astype(np.float32)
 
 
+def _decode_strided(
+    activations: np.ndarray, keep: np.ndarray, fmin: float, fmax: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Decode the frames ``keep`` (sorted, first and last included) and fill the others.
+
+    The contour is filled with a cubic spline in cents, periodicity linearly. Returns
+    ``(f0_hz, periodicity)``, each ``[frames]``.
+    """
+    from scipy.interpolate import CubicSpline
+
+    f0_k, per_k = decode(activations[keep], fmin, fmax)
+    idx = np.arange(len(activations))
+    cents = 1200.0 * np.log2(f0_k / 10.0)
+    filled = CubicSpline(keep, cents)(idx) if len(keep) > 3 else np.interp(idx, keep, cents)
+    # a spline never leaves the span of its two neighbours by more than it overshoots: clamp it
+    lo_n = np.searchsorted(keep, idx, side="right") - 1
+    hi_n = np.minimum(lo_n + 1, len(keep) - 1)
+    lo_c, hi_c = np.minimum(cents[lo_n], cents[hi_n]), np.maximum(cents[lo_n], cents[hi_n])
+    filled = np.clip(filled, lo_c - 25.0, hi_c + 25.0)
+    filled[keep] = cents
+    f0 = 10.0 * 2.0 ** (filled / 1200.0)
+    periodicity = np.interp(idx, keep, per_k).astype(np.float32)
+    return f0, periodicity
+
+
 def frame_loudness_db(audio: np.ndarray, sample_rate: int, hop_seconds: float, n_frames: int) -> np.ndarray:
     """RMS level in dBFS of 64 ms windows centred on each frame, ``[frames]``."""
     mono = to_mono(as_audio(audio)).astype(np.float64)
@@ -369,6 +394,7 @@ def track_pitch(
     silence_db: float = -60.0,
     batch_size: int = 128,
     skip_silence: bool = True,
+    stride: int = 1,
     progress: bool = False,
     callback: Callable[[dict], None] | None = None,
 ) -> PitchTrack:
@@ -380,11 +406,17 @@ def track_pitch(
         voicing_high, voicing_low: periodicity hysteresis thresholds (on above high, off below low).
         silence_db: frames quieter than this (dBFS, and than 50 dB under the loudest frame) are unvoiced.
         skip_silence: do not run the network on those quiet frames (same voiced result, faster).
+        stride: run the network on every ``stride``-th frame only and fill the frames between
+            (cubic in cents, linear in periodicity); the track keeps ``hop_seconds``. crepe's
+            64 ms window spans 6 hops, so ``2`` halves the time and stays within a few cents
+            of ``1`` (docs/speed.md).
         batch_size: frames per network call (1.28 s of audio at 10 ms); bounds the activations
             held at once (crepe full: about 0.8 GB at 128) whatever the song's length.
     """
     if not 0 < hop_seconds <= 0.01:
         raise UserInputError(f"pitch hop must be in (0, 0.01] s (got {hop_seconds})")
+    if not isinstance(stride, (int, np.integer)) or not 1 <= stride <= 4:
+        raise UserInputError(f"pitch stride must be an integer from 1 to 4 (got {stride!r})")
     audio = as_audio(audio)
     # crepe frames sit at multiples of the hop rounded to 16 kHz samples
     hop16 = max(1, int(round(hop_seconds * CREPE_SAMPLE_RATE)))
@@ -395,10 +427,18 @@ def track_pitch(
     # quiet frames can never be voiced: skip them in the network (stems are often half silence),
     # keeping a few frames of context around each loud region for the Viterbi path
     context = np.convolve(loud.astype(float), np.ones(2 * SKIP_CONTEXT_FRAMES + 1), mode="same") > 0
+    run = context if skip_silence else np.ones(n, dtype=bool)
+    # network frames: every stride-th one, plus the last so the fill never extrapolates
+    grid = np.zeros(n, dtype=bool)
+    grid[::stride] = True
+    grid[-1] = True
     act = crepe_activations(audio, sample_rate, model, hop_seconds, batch_size, progress, callback,
-                            frames=context if skip_silence else None)
+                            frames=run & grid)
     act = act[:n] if len(act) >= n else np.pad(act, ((0, n - len(act)), (0, 0)))
-    f0, periodicity = decode(act, fmin, fmax)
+    if stride == 1:
+        f0, periodicity = decode(act, fmin, fmax)
+    else:
+        f0, periodicity = _decode_strided(act, np.flatnonzero(grid), fmin, fmax)
     times = np.arange(n) * hop
     voiced = hysteresis(np.where(loud, periodicity, 0.0), voicing_high, voicing_low)
     voiced = drop_short_runs(voiced, min_frames=max(1, int(round(0.03 / hop))))

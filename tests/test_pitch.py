@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
+import torch
 
+from singvc.errors import UserInputError
 from singvc.pitch import CENTS_OFFSET, PitchTrack, decode, drop_short_runs, hysteresis, track_pitch
 
 from conftest import harmonic_tone, vibrato_f0
@@ -24,12 +26,13 @@ def test_refinement_is_cent_accurate_on_synthetic_activations():
     assert np.all(periodicity > 0.5)
 
 
+@pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("rate,extent,center,min_ratio", [(5, 100, 150, 0.85), (6, 50, 220, 0.85), (8, 20, 330, 0.65)])
-def test_vibrato_survives(full_crepe, rate, extent, center, min_ratio):
+def test_vibrato_survives(full_crepe, rate, extent, center, min_ratio, stride):
     sample_rate = 44100
     f = vibrato_f0(center, rate, extent, 1.5, sample_rate)
     x = harmonic_tone(f, 1.5, sample_rate)
-    track = track_pitch(x[None], sample_rate, full_crepe)
+    track = track_pitch(x[None], sample_rate, full_crepe, stride=stride)
     sel = track.voiced & (track.times > 0.1) & (track.times < 1.4)
     assert sel.mean() > 0.8
     true_cents = 1200 * np.log2(np.interp(track.times, np.arange(len(f)) / sample_rate, f) / center)
@@ -126,3 +129,43 @@ def test_onnx_backend_matches_torch(tmp_path, tiny_crepe):
     # a second load reuses the exported file
     again = load_pitch_model("tiny", backend="onnx", cache_dir=tmp_path)
     assert again.path == onnx_model.path
+
+
+class CountingModel(torch.nn.Module):
+    """Wraps a crepe model and counts the frames it is given."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.frames = model, 0
+
+    def forward(self, x):
+        self.frames += len(x)
+        return self.model(x)
+
+
+def test_stride_runs_the_network_on_fewer_frames_and_fills_the_rest(tiny_crepe):
+    sample_rate = 16000
+    x = harmonic_tone(vibrato_f0(260, 5.5, 60, 2.0, sample_rate), 2.0, sample_rate)[None]
+    counts = {}
+    tracks = {}
+    for stride in (1, 2, 3):
+        model = CountingModel(tiny_crepe)
+        tracks[stride] = track_pitch(x, sample_rate, model, stride=stride, skip_silence=False)
+        counts[stride] = model.frames
+    n = len(tracks[1])
+    # every stride-th frame, plus the last one
+    assert [counts[s] for s in (1, 2, 3)] == [n] + [len(range(0, n, s)) + ((n - 1) % s != 0) for s in (2, 3)]
+    a = tracks[1]
+    for stride in (2, 3):
+        b = tracks[stride]
+        assert len(b) == n and b.hop == a.hop
+        both = a.voiced & b.voiced
+        assert both.mean() > 0.9
+        diff = np.abs(1200 * np.log2(b.f0 / a.f0))[both]
+        assert np.median(diff) < 3 and np.percentile(diff, 95) < 15, (stride, np.median(diff))
+    # the frames the network saw are decoded exactly as without a stride
+    b = tracks[2]
+    same = a.voiced[::2] & b.voiced[::2]
+    assert np.median(np.abs(1200 * np.log2(b.f0[::2] / a.f0[::2]))[same]) < 0.5
+    with pytest.raises(UserInputError):
+        track_pitch(x, sample_rate, tiny_crepe, stride=0)
