@@ -305,10 +305,13 @@ class PitchShiftConverter:
         vlog = np.log2(np.asarray(pitch.f0, dtype=np.float64)[pitch.voiced])
         f0_floor = float(min(self.f0_floor, max(30.0, 0.9 * float(np.exp2(vlog.min())))))
 
-        sources = audio.astype(np.float64) if self.per_channel else audio.astype(np.float64).mean(axis=0, keepdims=True)
-        out = audio.astype(np.float64)
-        g_syn = np.sin(0.5 * np.pi * weight)
-        g_orig = np.cos(0.5 * np.pi * weight)
+        # full-length buffers stay float32 (a 10-minute stereo song is 212 MB per copy); each
+        # segment is analysed, synthesised and blended in float64
+        sources = audio if self.per_channel else audio.mean(axis=0, keepdims=True, dtype=np.float64).astype(np.float32)
+        out = audio.astype(np.float32, copy=True)
+        g_syn = np.sin(0.5 * np.pi * weight).astype(np.float32)
+        g_orig = np.cos(0.5 * np.pi * weight).astype(np.float32)
+        del weight
 
         total = n / sample_rate
         bar = None
@@ -320,13 +323,11 @@ class PitchShiftConverter:
         try:
             for lo, hi, seg_runs in segs:
                 for c, src in enumerate(sources):
-                    y = self._shift_segment(src[lo:hi], sample_rate, lo, seg_runs, fade, vt, vlog, ratio, f0_floor,
-                                            transform)
+                    y = self._shift_segment(src[lo:hi].astype(np.float64), sample_rate, lo, seg_runs, fade, vt, vlog,
+                                            ratio, f0_floor, transform)
                     sl = slice(lo, hi)
-                    if self.per_channel:
-                        out[c, sl] = g_orig[sl] * out[c, sl] + g_syn[sl] * y
-                    else:
-                        out[:, sl] = g_orig[sl] * out[:, sl] + g_syn[sl] * y
+                    rows = slice(c, c + 1) if self.per_channel else slice(None)
+                    out[rows, sl] = g_orig[sl] * out[rows, sl].astype(np.float64) + g_syn[sl] * y
                 done = hi / sample_rate
                 if bar is not None:
                     bar.n = round(done, 2)
@@ -336,7 +337,7 @@ class PitchShiftConverter:
         finally:
             if bar is not None:
                 bar.close()
-        return out.astype(np.float32)
+        return out
 
     def _shift_segment(
         self,

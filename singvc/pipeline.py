@@ -134,6 +134,17 @@ def _peak_rss_mb(reset: bool = False) -> float | None:
     return None
 
 
+def _trim_heap() -> None:
+    """Hand freed heap memory back to the OS (glibc ``malloc_trim``), so one stage's freed
+    working memory (Demucs, crepe batches) does not stay resident under the next one's."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 class _Timer:
     """Wall time and peak resident memory of each named stage (stages may repeat: summed / maxed)."""
 
@@ -152,6 +163,7 @@ class _Timer:
             peak = _peak_rss_mb()
             if peak is not None:
                 self.peak_mb[name] = round(max(self.peak_mb.get(name, 0.0), peak), 1)
+            _trim_heap()
 
 
 class Singvc:

@@ -204,7 +204,7 @@ class DSPConverter(PitchShiftConverter):
 
     def fit(self, audio: np.ndarray, sample_rate: int, pitch: PitchTrack, voice: VoiceProfile) -> TimbreMap:
         """The song-wide :class:`TimbreMap` from the voiced frames of ``audio`` (channel mean)."""
-        x = audio.astype(np.float64).mean(axis=0)
+        x = audio.mean(axis=0, dtype=np.float64)
         v = np.asarray(pitch.voiced, dtype=bool) & (np.asarray(pitch.f0) > 0)
         step = max(1, int(round(STATS_PERIOD_MS / 1000.0 / pitch.hop)))
         idx = np.flatnonzero(v)[::step]
