@@ -92,13 +92,27 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} CPU threads visible, {platform.system()} {platform.release()}, Python {platform.python_version()}"
 
 
+def parse_method(method: str) -> tuple[str, dict]:
+    """``"dsp"`` or ``"dsp:key=value,key=value"`` (converter options, Python literals) -> (name, options)."""
+    import ast
+
+    name, _, rest = method.partition(":")
+    options = {}
+    for item in filter(None, rest.split(";")):
+        key, _, value = item.partition("=")
+        options[key.strip()] = ast.literal_eval(value.strip())
+    return name, options
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--pitch-model", default="tiny", choices=("tiny", "full"))
     ap.add_argument("--vocals", nargs="*")
     ap.add_argument("--voices", nargs="*")
-    ap.add_argument("--methods", nargs="*", default=["dsp", "pitch", "praat"])
+    ap.add_argument("--methods", nargs="*", default=["dsp", "pitch", "praat"],
+                    help="dsp, pitch, praat; converter options as dsp:key=value;key=value (e.g. dsp:warp_method='mean')")
+    ap.add_argument("--plan-mode", default="key-lock", choices=("key-lock", "free"))
     ap.add_argument("--out", default=str(ROOT / "docs" / "convert-benchmark.md"))
     args = ap.parse_args()
     import torch
@@ -127,16 +141,17 @@ def main() -> None:
             ref, held = clip[:, :k], clip[:, k:]
             ref_track = track_pitch(ref, crate, model)
             profile = analyse_voice([(ref, crate)], [ref_track], cpath.stem)
-            plan = plan_transposition(track, profile.to_register())
+            plan = plan_transposition(track, profile.to_register(), mode=args.plan_mode)
             for method in methods:
                 t0 = time.perf_counter()
                 info = {}
                 if method == "praat":
                     out, info = praat_change_gender(audio, rate, track, ref, crate, ref_track, plan.semitones)
                 else:
-                    conv = get_converter(method)
-                    out = conv.convert(audio, rate, track, plan.semitones, voice=profile if method == "dsp" else None)
-                    if method == "dsp":
+                    base, options = parse_method(method)
+                    conv = get_converter(base, **options)
+                    out = conv.convert(audio, rate, track, plan.semitones, voice=profile if base == "dsp" else None)
+                    if base == "dsp":
                         info = {"warp": round(conv.last_map.ratio, 3)}
                 seconds = time.perf_counter() - t0
                 out_track = track_pitch(out, rate, model)
@@ -163,7 +178,8 @@ def write_report(rows, methods, args, out: Path) -> None:
     lines = [
         "# Converter benchmark",
         "",
-        f"Run {time.strftime('%Y-%m-%d')} on {machine()}; pitch model crepe `{args.pitch_model}` for both sides;",
+        f"Run {time.strftime('%Y-%m-%d')} on {machine()}; pitch model crepe `{args.pitch_model}` for both sides; "
+        f"range plan `{args.plan_mode}`;",
         f"{len({r['vocal'] for r in rows})} sung vocals × {len({r['voice'] for r in rows})} voice clips "
         "(first 60 % of each clip = reference, last 40 % = held-out judge). Produced by "
         "`benchmarks/bench_convert.py`; raw figures in `convert-benchmark.json`.",

@@ -72,6 +72,10 @@ def get_parser() -> argparse.ArgumentParser:
                         "pitch: formant-preserving shift only; none: no conversion. Default: dsp")
     p.add_argument("--strength", type=float, default=1.0, metavar="0..1",
                    help="how far the dsp converter moves the timbre toward the target. Default: 1")
+    p.add_argument("--render", choices=("world", "waveform"), default="world",
+                   help="dsp converter, where the pitch is not moved: world re-synthesizes with the WORLD vocoder "
+                        "(moves identity further); waveform filters the singer's own waveform (more natural, "
+                        "exact pitch, faster). Shifted regions always use WORLD. Default: world")
     p.add_argument("--shift-instrumental", action="store_true",
                    help="after a non-octave shift, shift the instrumental by the same amount")
     p.add_argument("--bit-depth", choices=("16", "24", "32f"), default="24", help="WAV format. Default: 24")
@@ -162,7 +166,7 @@ def _engine(args: argparse.Namespace, **overrides):
                   pitch_model=args.pitch_model, pitch_backend=args.pitch_backend, pitch_hop=args.pitch_hop,
                   pitch_stride=args.pitch_stride, reference_pitch_model=args.reference_pitch_model,
                   device=device)
-    for name in ("transpose", "target_range", "converter", "shift_instrumental", "bit_depth", "strength"):
+    for name in ("transpose", "target_range", "converter", "shift_instrumental", "bit_depth", "strength", "render"):
         if hasattr(args, name):
             fields[name] = getattr(args, name)
     if getattr(args, "no_key_lock", False):

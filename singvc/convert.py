@@ -211,6 +211,11 @@ class PitchShiftConverter:
             f0 (a strong first harmonic in soft singing): without this, an octave up loses
             up to ~10 dB on soft frames and note tails.
         max_gain_db: largest level correction, either way.
+        render: ``"world"`` re-synthesizes every voiced region with WORLD; ``"waveform"`` filters
+            the singer's own waveform instead wherever the pitch is not moved (a transform and a
+            0-semitone shift): the envelope change becomes a time-varying filter applied in the
+            STFT domain (direct waveform modification), so the original excitation, breath noise
+            and phase stay. Aperiodicity changes are not applied on that path.
     """
 
     name: ClassVar[str] = "pitch"
@@ -223,6 +228,7 @@ class PitchShiftConverter:
     chunk_seconds: float = 30.0
     match_level: bool = True
     max_gain_db: float = 12.0
+    render: str = "world"
 
     def __post_init__(self) -> None:
         if not 1.0 <= self.frame_period <= 20.0:
@@ -241,6 +247,8 @@ class PitchShiftConverter:
             raise UserInputError(f"f0_floor must be within 30-200 Hz (got {self.f0_floor})")
         if not 0.0 <= self.max_gain_db <= 24.0:
             raise UserInputError(f"max_gain_db must be within 0-24 dB (got {self.max_gain_db})")
+        if self.render not in ("world", "waveform"):
+            raise UserInputError(f"render must be 'world' or 'waveform' (got {self.render!r})")
         if self.chunk_seconds < 1.0:
             raise UserInputError(f"chunk_seconds must be at least 1 s (got {self.chunk_seconds})")
 
@@ -370,6 +378,13 @@ class PitchShiftConverter:
         fft_size = pyworld.get_cheaptrick_fft_size(sample_rate, f0_floor)
         x = np.ascontiguousarray(x)
         sp = pyworld.cheaptrick(x, f0, t, sample_rate, fft_size=fft_size)
+        if transform is not None and ratio == 1.0 and self.render == "waveform":
+            # direct waveform modification: no aperiodicity needed, no vocoder
+            new_sp, _ = transform(sp, np.zeros_like(sp), f0, sample_rate)
+            y = filter_by_envelopes(x, sample_rate, sp, new_sp, fp)
+            if self.match_level:
+                y *= level_match_gain(x, y, sample_rate, self.max_gain_db)
+            return y
         step = max(1, int(round(self.aperiodicity_period / fp)))
         if step == 1:
             ap = pyworld.d4c(x, f0, t, sample_rate, threshold=0.0, fft_size=fft_size)
@@ -387,6 +402,32 @@ class PitchShiftConverter:
         if self.match_level:
             y *= level_match_gain(x, y, sample_rate, self.max_gain_db)
         return y
+
+
+def filter_by_envelopes(x: np.ndarray, sample_rate: int, sp: np.ndarray, new_sp: np.ndarray,
+                        frame_period: float, hop: int = 256) -> np.ndarray:
+    """Filter ``x`` (float64 ``[samples]``) so that its envelope ``sp`` becomes ``new_sp``.
+
+    ``sp`` and ``new_sp`` are WORLD power envelopes ``[frames, fft_size // 2 + 1]`` on a
+    ``frame_period`` (ms) grid starting at sample 0. The amplitude gain ``sqrt(new_sp / sp)`` is
+    interpolated (in log) onto STFT frames of ``hop`` samples and applied to the STFT of ``x``
+    (Hann window of ``fft_size``), then overlap-added back. Same length as ``x``.
+    """
+    import torch
+
+    n_frames, n_bins = sp.shape
+    fft_size = 2 * (n_bins - 1)
+    log_gain = 0.5 * (np.log(np.maximum(new_sp, 1e-300)) - np.log(np.maximum(sp, 1e-300)))
+    window = torch.hann_window(fft_size, dtype=torch.float64)
+    spec = torch.stft(torch.from_numpy(np.ascontiguousarray(x)), fft_size, hop, window=window, center=True,
+                      return_complex=True)  # [bins, stft frames]
+    pos = np.clip(np.arange(spec.shape[1]) * hop / sample_rate / (frame_period / 1000.0), 0, n_frames - 1)
+    i0 = np.minimum(pos.astype(np.int64), max(n_frames - 2, 0))
+    frac = (pos - i0)[:, None]
+    i1 = np.minimum(i0 + 1, n_frames - 1)
+    gain = np.exp(log_gain[i0] * (1.0 - frac) + log_gain[i1] * frac)  # [stft frames, bins]
+    y = torch.istft(spec * torch.from_numpy(gain.T), fft_size, hop, window=window, center=True, length=len(x))
+    return y.numpy()
 
 
 def level_match_gain(

@@ -56,6 +56,9 @@ class CoverSettings:
     pitch_stride: int = 2
     converter: str = "dsp"
     strength: float = 1.0
+    #: how the dsp converter renders unshifted voiced regions: "world" (vocoder) or "waveform"
+    #: (filters the singer's own waveform; see PitchShiftConverter)
+    render: str = "world"
     transpose: float | None = None
     target_range: str | None = None
     plan_mode: str = "key-lock"
@@ -410,7 +413,8 @@ class Singvc:
                 warnings.append("no pitched singing found in the vocal: the register could not be measured")
 
         with timer.stage("convert"):
-            converter = get_converter(s.converter, **({"strength": s.strength} if s.converter == "dsp" else {}))
+            converter = get_converter(s.converter, **({"strength": s.strength, "render": s.render}
+                                                      if s.converter == "dsp" else {}))
             if s.converter == "none":
                 converted = vocals
             elif s.converter == "dsp":

@@ -80,7 +80,7 @@ OUTPUT_KEYS = {"dir": str, "stems": bool, "daw": bool}
 PATH_KEYS = ("input.song", "input.vocals", "input.instrumental", "output.dir", "settings.separator_repo")
 CHOICES = {"plan_mode": ("key-lock", "free"), "converter": ("dsp", "pitch", "none"), "bit_depth": ("16", "24", "32f"),
            "layer": ("replace", "duet", "double"), "pitch_model": ("full", "tiny"),
-           "pitch_backend": ("auto", "onnx", "torch"), "device": ("auto", "cpu", "cuda")}
+           "pitch_backend": ("auto", "onnx", "torch"), "render": ("world", "waveform"), "device": ("auto", "cpu", "cuda")}
 RANGES = {"strength": (0.0, 1.0), "pan": (-1.0, 1.0), "original_pan": (-1.0, 1.0), "crossfade_ms": (1.0, 2000.0),
           "snap_seconds": (0.0, 10.0), "min_pause": (0.0, 10.0), "phrase_pause": (0.0, 10.0)}
 

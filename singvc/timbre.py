@@ -51,9 +51,23 @@ def warp_grid(shapes: np.ndarray, ratio: float) -> np.ndarray:
     return shapes[..., idx] * (1.0 - frac) + shapes[..., idx + 1] * frac
 
 
-def _detilt(shape: np.ndarray, mask: np.ndarray) -> np.ndarray:
+#: an 8× finer grid over the same span, for comparing warped shapes: sampling a warped shape back
+#: on the coarse grid smooths it by an amount that depends on the ratio (none at 1.0), which would
+#: bias the search away from 1.0; on the fine grid every ratio sees the same piecewise-linear curve
+FINE_HZ = np.interp(np.linspace(0, len(GRID_HZ) - 1, 8 * (len(GRID_HZ) - 1) + 1), np.arange(len(GRID_HZ)), GRID_HZ)
+
+
+def _fine(shapes: np.ndarray, ratio: float = 1.0) -> np.ndarray:
+    """Rows of ``shapes`` (dB on the grid, linear between points) warped by ``ratio``, on :data:`FINE_HZ`."""
+    src = np.clip(FINE_HZ / ratio, GRID_HZ[0], GRID_HZ[-1])
+    idx = np.clip(np.searchsorted(GRID_HZ, src) - 1, 0, len(GRID_HZ) - 2)
+    frac = (src - GRID_HZ[idx]) / (GRID_HZ[idx + 1] - GRID_HZ[idx])
+    return shapes[..., idx] * (1.0 - frac) + shapes[..., idx + 1] * frac
+
+
+def _detilt(shape: np.ndarray, mask: np.ndarray, grid: np.ndarray = GRID_HZ) -> np.ndarray:
     """``shape`` minus its least-squares line over log-frequency on ``mask``."""
-    x = np.log(GRID_HZ[mask])
+    x = np.log(grid[mask])
     a, b = np.polyfit(x, shape[mask], 1)
     return shape[mask] - (a * x + b)
 
@@ -65,10 +79,43 @@ def estimate_warp(source_mean: np.ndarray, target_mean: np.ndarray, band_limit_h
     Searches ``steps`` log-spaced ratios in ``warp_range``; shapes are compared on 150 Hz to
     ``band_limit_hz`` after removing level and log-frequency tilt.
     """
-    mask = (GRID_HZ >= 150.0) & (GRID_HZ <= band_limit_hz)
-    tgt = _detilt(target_mean, mask)
+    mask = (FINE_HZ >= 150.0) & (FINE_HZ <= band_limit_hz)
+    tgt = _detilt(_fine(target_mean), mask, FINE_HZ)
     ratios = np.exp(np.linspace(math.log(warp_range[0]), math.log(warp_range[1]), steps))
-    errors = [np.mean((_detilt(warp_grid(source_mean, r), mask) - tgt) ** 2) for r in ratios]
+    errors = [np.mean((_detilt(_fine(source_mean, r), mask, FINE_HZ) - tgt) ** 2) for r in ratios]
+    return float(ratios[int(np.argmin(errors))])
+
+
+def _detilt_rows(shapes: np.ndarray, mask: np.ndarray, grid: np.ndarray = GRID_HZ) -> np.ndarray:
+    """Rows of ``shapes`` on ``mask`` minus each row's least-squares line over log-frequency."""
+    x = np.log(grid[mask])
+    design = np.stack([x, np.ones_like(x)], axis=1)
+    y = shapes[..., mask]
+    coef = np.linalg.lstsq(design, y.reshape(-1, mask.sum()).T, rcond=None)[0]
+    return y - (design @ coef).T.reshape(y.shape)
+
+
+def estimate_warp_frames(source_shapes: np.ndarray, target_classes: np.ndarray, band_limit_hz: float,
+                         warp_range: tuple[float, float] = (0.8, 1.25), steps: int = 91,
+                         max_frames: int = 600, prior_weight: float = 0.0) -> float:
+    """The warp ratio under which source frames sit closest to the target's classes.
+
+    For each of ``steps`` log-spaced ratios, every (sub-sampled) source frame shape is warped and
+    compared with its nearest target class shape (both without level and log-frequency tilt,
+    150 Hz to ``band_limit_hz``); the ratio with the smallest mean distance wins. Frames carry
+    formant positions vowel by vowel, so this does not depend on the song's mix of vowels the way
+    a long-term mean does. ``prior_weight`` (dB² per squared log-ratio) pulls toward no warp.
+    """
+    mask = (FINE_HZ >= 150.0) & (FINE_HZ <= band_limit_hz)
+    step = max(1, len(source_shapes) // max_frames)
+    frames = source_shapes[::step]
+    tgt = _detilt_rows(_fine(target_classes), mask, FINE_HZ)
+    ratios = np.exp(np.linspace(math.log(warp_range[0]), math.log(warp_range[1]), steps))
+    errors = []
+    for r in ratios:
+        w = _detilt_rows(_fine(frames, r), mask, FINE_HZ)
+        d = ((w[:, None, :] - tgt[None]) ** 2).mean(-1)
+        errors.append(d.min(axis=1).mean() + prior_weight * math.log(r) ** 2)
     return float(ratios[int(np.argmin(errors))])
 
 
@@ -102,11 +149,21 @@ class TimbreMap:
 
 
 def fit_timbre_map(source_shapes: np.ndarray, source_ap: np.ndarray, profile: VoiceProfile,
-                   warp_range: tuple[float, float] = (0.8, 1.25), prior_count: float = 20.0) -> TimbreMap:
-    """Fit the source→target mapping from source frame shapes and aperiodicity (dB on the grid)."""
+                   warp_range: tuple[float, float] = (0.8, 1.25), prior_count: float = 20.0,
+                   warp_method: str = "frames") -> TimbreMap:
+    """Fit the source→target mapping from source frame shapes and aperiodicity (dB on the grid).
+
+    ``warp_method``: ``"frames"`` (:func:`estimate_warp_frames`) or ``"mean"`` (:func:`estimate_warp`
+    on long-term means).
+    """
     arrays = profile.arrays()
     band = float(min(profile.band_limit_hz, GRID_HZ[-1]))
-    ratio = estimate_warp(source_shapes.mean(0), arrays["mean"], band, warp_range)
+    if warp_method == "frames":
+        ratio = estimate_warp_frames(source_shapes, arrays["classes"], band, warp_range)
+    elif warp_method == "mean":
+        ratio = estimate_warp(source_shapes.mean(0), arrays["mean"], band, warp_range)
+    else:
+        raise UserInputError(f"warp_method must be 'frames' or 'mean' (got {warp_method!r})")
     warped = warp_grid(source_shapes, ratio)
     warped -= warped.mean(axis=1, keepdims=True)
     source_mean = warped.mean(0)
@@ -153,6 +210,7 @@ class DSPConverter(PitchShiftConverter):
     max_correction_db: float = 18.0
     breathiness: bool = True
     detail: float = 0.0
+    warp_method: str = "frames"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -214,7 +272,7 @@ class DSPConverter(PitchShiftConverter):
                                            aperiodicity=self.breathiness)
         if ap is None:
             ap = np.zeros_like(shapes)
-        tmap = fit_timbre_map(shapes, ap, voice, self.warp_range)
+        tmap = fit_timbre_map(shapes, ap, voice, self.warp_range, warp_method=self.warp_method)
         if not self.breathiness:
             tmap.aperiodicity_shift[:] = 0.0
         return tmap

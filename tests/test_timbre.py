@@ -8,7 +8,7 @@ import pytest
 from singvc.convert import PitchShiftConverter, get_converter
 from singvc.errors import UserInputError
 from singvc.pitch import PitchTrack
-from singvc.timbre import DSPConverter, estimate_warp
+from singvc.timbre import DSPConverter, estimate_warp, estimate_warp_frames
 from singvc.voice import GRID_HZ, analyse_voice, envelope_stats_frames
 
 from test_voice import HOP, vowel  # noqa: E402  (tests folder is on sys.path)
@@ -50,10 +50,31 @@ def test_registered_and_validates_options():
         DSPConverter().convert(x, RATE, track, 0.0, voice="alice")
 
 
+def frame_shapes(x, track):
+    v = track.voiced
+    shapes, _ = envelope_stats_frames(x[0].astype(np.float64), RATE, track.times[v][::4], track.f0[v][::4])
+    return shapes
+
+
 def test_warp_estimate_finds_formant_scale(target):
     x, track = vowel(2.0, 200.0, rate=RATE)
     ratio = estimate_warp(mean_shape(x, track), np.asarray(target.mean_shape_db), target.band_limit_hz)
     assert ratio == pytest.approx(1.2, abs=0.06)
+    ratio = estimate_warp_frames(frame_shapes(x, track), target.arrays()["classes"], target.band_limit_hz)
+    assert ratio == pytest.approx(1.2, abs=0.06)
+
+
+@pytest.mark.parametrize("estimator", ["mean", "frames"])
+def test_warp_estimate_of_the_same_voice_is_one(target, estimator):
+    # the same vowel at another pitch: no warp. (Sampling warped shapes on the coarse grid used to
+    # smooth every ratio but 1.0, which pulled the search away from 1.0.)
+    x, track = vowel(2.0, 240.0, scale=1.2, rate=RATE)
+    shapes = frame_shapes(x, track)
+    if estimator == "mean":
+        ratio = estimate_warp(shapes.mean(0), np.asarray(target.mean_shape_db), target.band_limit_hz)
+    else:
+        ratio = estimate_warp_frames(shapes, target.arrays()["classes"], target.band_limit_hz)
+    assert ratio == pytest.approx(1.0, abs=0.03)
 
 
 def test_strength_zero_or_no_voice_equals_pitch_converter(target):
@@ -76,10 +97,11 @@ def test_deterministic_shape_finite_and_unvoiced_kept(target):
     assert not np.allclose(a, x, atol=1e-3)
 
 
-def test_moves_envelope_toward_target(target):
+@pytest.mark.parametrize("render", ["world", "waveform"])
+def test_moves_envelope_toward_target(target, render):
     x, track = with_gap()
-    y = DSPConverter().convert(x, RATE, track, 0.0, voice=target)
-    half = DSPConverter(strength=0.5).convert(x, RATE, track, 0.0, voice=target)
+    y = DSPConverter(render=render).convert(x, RATE, track, 0.0, voice=target)
+    half = DSPConverter(strength=0.5, render=render).convert(x, RATE, track, 0.0, voice=target)
     tgt = np.asarray(target.mean_shape_db)
     band = GRID_HZ < 5000
 
@@ -104,3 +126,50 @@ def test_chunked_equals_unchunked(target):
     err = np.sqrt(np.mean((whole - chunked) ** 2)) / np.sqrt(np.mean(whole**2))
     assert err < 0.05, err
     assert n == whole.shape[-1]
+
+
+def test_frame_warp_search_is_not_pulled_off_one_by_rough_frames(target):
+    # frames = the target's own classes plus rough (grid-point) detail: the right ratio is 1.0.
+    # Sampling each warped frame back on the coarse grid smooths it for every ratio but 1.0,
+    # which made 1.015 look better than 1.0 here; the fine-grid comparison is not fooled.
+    classes = target.arrays()["classes"]
+    rng = np.random.default_rng(0)
+    frames = classes[rng.integers(0, len(classes), 300)] + 6.0 * rng.standard_normal((300, len(GRID_HZ)))
+    assert estimate_warp_frames(frames, classes, target.band_limit_hz) == pytest.approx(1.0, abs=0.003)
+
+
+def test_waveform_filter_with_unchanged_envelope_gives_back_the_input():
+    from singvc.convert import filter_by_envelopes
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(RATE)
+    sp = np.exp(rng.standard_normal((201, 513)))
+    assert np.allclose(filter_by_envelopes(x, RATE, sp, sp, 5.0), x, atol=1e-9)
+    # a constant 6 dB power change is a constant amplitude gain of 2
+    assert np.allclose(filter_by_envelopes(x, RATE, sp, 4.0 * sp, 5.0), 2.0 * x, atol=1e-9)
+
+
+def test_waveform_render_keeps_the_original_waveform_where_nothing_changes(target):
+    x, track = with_gap()
+    world = DSPConverter().convert(x, RATE, track, 0.0, voice=target)
+    wave = DSPConverter(render="waveform").convert(x, RATE, track, 0.0, voice=target)
+    again = DSPConverter(render="waveform").convert(x, RATE, track, 0.0, voice=target)
+    assert np.array_equal(wave, again) and wave.shape == x.shape and np.isfinite(wave).all()
+    n = x.shape[-1]
+    inner = slice(int(0.45 * n) + 1000, int(0.55 * n) - 1000)
+    assert np.array_equal(wave[:, inner], x[:, inner])
+    # filtering keeps the source's phase: with a mild change the output still correlates with the
+    # input sample by sample, unlike WORLD's re-synthesis from pulses
+    voiced = slice(int(0.1 * n), int(0.4 * n))
+
+    def corr(render):
+        a = DSPConverter(render=render, strength=0.2).convert(x, RATE, track, 0.0, voice=target)
+        return float(np.corrcoef(a[0, voiced], x[0, voiced])[0, 1])
+
+    assert corr("waveform") > 0.85 and corr("world") < 0.6
+    assert not np.allclose(wave, world, atol=1e-3)
+    # a shift still goes through WORLD
+    assert np.array_equal(DSPConverter(render="waveform").convert(x, RATE, track, 12.0, voice=target),
+                          DSPConverter().convert(x, RATE, track, 12.0, voice=target))
+    with pytest.raises(UserInputError, match="render"):
+        DSPConverter(render="psola")
