@@ -190,10 +190,12 @@ def write_table(results: dict, path: Path) -> None:
         for k in STAGES:
             st = r["stages"].get(k)
             cells.append(f"{st['seconds']:.1f} s / {st['rtf']:.2f}× / {st['peak_mb'] or 0:.0f} MB" if st else "")
+        peak = max([st["peak_mb"] or 0 for st in r["stages"].values()] or [r["children_peak_rss_mb"]])
         lines.append(f"| {r['name']} | {r['preset']} | {r['audio_seconds']} s | {r['wall_seconds']:.1f} s | "
-                     f"{r['rtf']:.2f}× | {r['children_peak_rss_mb']:.0f} | " + " | ".join(cells) + " |")
+                     f"{r['rtf']:.2f}× | {peak:.0f} | " + " | ".join(cells) + " |")
     lines += ["", "Stage cells: seconds / RTF / peak resident memory of the process during that stage.",
-              "Peak RSS column: the largest child process so far (runs go from small to large inputs).", ""]
+              "Peak RSS column: the largest of the stage peaks (the process's VmHWM, reset at each stage start; "
+              "the kernel's whole-process maximum is reset with it, so it is not used).", ""]
     if "separation" in results:
         s = results["separation"]
         lines += ["## Separation vs the demucs CLI (same model, same input)", "",

@@ -109,13 +109,22 @@ def estimate_warp_frames(source_shapes: np.ndarray, target_classes: np.ndarray, 
     mask = (FINE_HZ >= 150.0) & (FINE_HZ <= band_limit_hz)
     step = max(1, len(source_shapes) // max_frames)
     frames = source_shapes[::step]
-    tgt = _detilt_rows(_fine(target_classes), mask, FINE_HZ)
+    # removing level and log-frequency tilt is a projection: one matrix for every ratio
+    x = np.log(FINE_HZ[mask])
+    design = np.stack([x, np.ones_like(x)], axis=1)
+    pinv = np.linalg.pinv(design)
+
+    def project(rows: np.ndarray) -> np.ndarray:
+        return rows - (rows @ pinv.T) @ design.T
+
+    tgt = project(_fine(target_classes)[:, mask])
+    tgt_sq = (tgt**2).sum(axis=1)
     ratios = np.exp(np.linspace(math.log(warp_range[0]), math.log(warp_range[1]), steps))
     errors = []
     for r in ratios:
-        w = _detilt_rows(_fine(frames, r), mask, FINE_HZ)
-        d = ((w[:, None, :] - tgt[None]) ** 2).mean(-1)
-        errors.append(d.min(axis=1).mean() + prior_weight * math.log(r) ** 2)
+        w = project(_fine(frames, r)[:, mask])
+        d = (w**2).sum(axis=1)[:, None] - 2.0 * w @ tgt.T + tgt_sq[None]  # squared distances
+        errors.append(d.min(axis=1).mean() / len(x) + prior_weight * math.log(r) ** 2)
     return float(ratios[int(np.argmin(errors))])
 
 
