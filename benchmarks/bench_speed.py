@@ -256,7 +256,11 @@ def main() -> None:
     for label, key, preset, voice, cache_tag, extra in plan:
         if args.only and f"{label}/{preset}" not in args.only and label not in args.only:
             continue
-        run = singvc_cover(label, inputs[key], voice, preset, work / "out", work / f"cache-{cache_tag}", repo, extra)
+        cache = work / f"cache-{cache_tag}"
+        if "re-run" not in label:  # a cold run: no separation or pitch results (the ONNX export stays)
+            for stage in ("separation", "pitch"):
+                shutil.rmtree(cache / stage, ignore_errors=True)
+        run = singvc_cover(label, inputs[key], voice, preset, work / "out", cache, repo, extra)
         results["runs"] = [r for r in results["runs"] if (r["name"], r["preset"]) != (label, preset)] + [run]
         save()
         print(json.dumps(results["runs"][-1]), flush=True)
