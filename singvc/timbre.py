@@ -7,9 +7,11 @@ voiced regions only):
 1. **Source statistics, once per song** (so the whole song gets one mapping and cannot drift):
    CheapTrick envelope shapes and D4C aperiodicity of the voiced crepe frames every 20 ms,
    on the profile's frequency grid (:func:`singvc.voice.envelope_stats_frames`).
-2. **Warp ratio** ``r`` (vocal-tract-length proxy): the ratio in ``warp_range`` whose warped
-   source long-term shape best matches the target's, after removing each one's level and linear
-   log-frequency tilt (so that only formant positions decide). Applied as ``sp'(f) = sp(f / r)``
+2. **Warp ratio** ``r`` (vocal-tract-length proxy): the ratio in ``warp_range`` under which the
+   warped source frames lie closest (mean distance to the nearest class) to the profile's class
+   shapes, after removing each shape's level and linear log-frequency tilt (so that only formant
+   positions decide); shapes are compared on a fine grid so every ratio is judged alike
+   (``warp_method="mean"`` matches long-term means instead). Applied as ``sp'(f) = sp(f / r)``
    up to ``band_limit_hz``, tapering back to no warp at Nyquist.
 3. **Class-wise correction**: every (warped) source frame is softly assigned to the profile's
    envelope classes (distance between mean-normalised shapes, softmax with the class weights as
@@ -159,7 +161,7 @@ class TimbreMap:
 
 def fit_timbre_map(source_shapes: np.ndarray, source_ap: np.ndarray, profile: VoiceProfile,
                    warp_range: tuple[float, float] = (0.8, 1.25), prior_count: float = 20.0,
-                   warp_method: str = "frames") -> TimbreMap:
+                   warp_method: str = "frames", warp_prior: float = 0.0) -> TimbreMap:
     """Fit the source→target mapping from source frame shapes and aperiodicity (dB on the grid).
 
     ``warp_method``: ``"frames"`` (:func:`estimate_warp_frames`) or ``"mean"`` (:func:`estimate_warp`
@@ -168,7 +170,7 @@ def fit_timbre_map(source_shapes: np.ndarray, source_ap: np.ndarray, profile: Vo
     arrays = profile.arrays()
     band = float(min(profile.band_limit_hz, GRID_HZ[-1]))
     if warp_method == "frames":
-        ratio = estimate_warp_frames(source_shapes, arrays["classes"], band, warp_range)
+        ratio = estimate_warp_frames(source_shapes, arrays["classes"], band, warp_range, prior_weight=warp_prior)
     elif warp_method == "mean":
         ratio = estimate_warp(source_shapes.mean(0), arrays["mean"], band, warp_range)
     else:
@@ -210,6 +212,10 @@ class DSPConverter(PitchShiftConverter):
         detail: 0-1, how much of each frame's own deviation from its class mean is replaced by
             the target's class shape (0 keeps the singer's frame detail; 1 gives the target's
             class blend, which moves identity further at some cost in articulation).
+        warp_method: ``"frames"`` (default: the ratio under which the song's frames sit closest to
+            the profile's classes) or ``"mean"`` (long-term mean shapes).
+        warp_prior: pull of the warp search toward no warp (dB² per squared log-ratio; 0 = none).
+        render: inherited; ``"waveform"`` filters the singer's waveform where the shift is 0.
     """
 
     name: ClassVar[str] = "dsp"
@@ -220,6 +226,7 @@ class DSPConverter(PitchShiftConverter):
     breathiness: bool = True
     detail: float = 0.0
     warp_method: str = "frames"
+    warp_prior: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -281,7 +288,8 @@ class DSPConverter(PitchShiftConverter):
                                            aperiodicity=self.breathiness)
         if ap is None:
             ap = np.zeros_like(shapes)
-        tmap = fit_timbre_map(shapes, ap, voice, self.warp_range, warp_method=self.warp_method)
+        tmap = fit_timbre_map(shapes, ap, voice, self.warp_range, warp_method=self.warp_method,
+                              warp_prior=self.warp_prior)
         if not self.breathiness:
             tmap.aperiodicity_shift[:] = 0.0
         return tmap
