@@ -215,6 +215,7 @@ class DSPConverter(PitchShiftConverter):
         warp_method: ``"frames"`` (default: the ratio under which the song's frames sit closest to
             the profile's classes) or ``"mean"`` (long-term mean shapes).
         warp_prior: pull of the warp search toward no warp (dB² per squared log-ratio; 0 = none).
+        warp: a fixed formant-warp ratio (0.5-2) instead of the search (> 1 moves formants up).
         render: inherited; ``"waveform"`` filters the singer's waveform where the shift is 0.
     """
 
@@ -227,6 +228,7 @@ class DSPConverter(PitchShiftConverter):
     detail: float = 0.0
     warp_method: str = "frames"
     warp_prior: float = 0.0
+    warp: float | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -235,6 +237,8 @@ class DSPConverter(PitchShiftConverter):
         lo, hi = self.warp_range
         if not 0.5 <= lo <= 1.0 <= hi <= 2.0:
             raise UserInputError(f"warp_range must satisfy 0.5 <= low <= 1 <= high <= 2 (got {self.warp_range})")
+        if self.warp is not None and not 0.5 <= float(self.warp) <= 2.0:
+            raise UserInputError(f"warp must be within 0.5-2 (got {self.warp!r})")
         if not 0.0 <= self.smooth_seconds <= 0.5:
             raise UserInputError(f"smooth_seconds must be within 0-0.5 s (got {self.smooth_seconds})")
         self.last_map: TimbreMap | None = None
@@ -288,7 +292,8 @@ class DSPConverter(PitchShiftConverter):
                                            aperiodicity=self.breathiness)
         if ap is None:
             ap = np.zeros_like(shapes)
-        tmap = fit_timbre_map(shapes, ap, voice, self.warp_range, warp_method=self.warp_method,
+        warp_range = self.warp_range if self.warp is None else (float(self.warp), float(self.warp))
+        tmap = fit_timbre_map(shapes, ap, voice, warp_range, warp_method=self.warp_method,
                               warp_prior=self.warp_prior)
         if not self.breathiness:
             tmap.aperiodicity_shift[:] = 0.0

@@ -173,3 +173,12 @@ def test_waveform_render_keeps_the_original_waveform_where_nothing_changes(targe
                           DSPConverter().convert(x, RATE, track, 12.0, voice=target))
     with pytest.raises(UserInputError, match="render"):
         DSPConverter(render="psola")
+
+
+def test_fixed_warp_is_used_as_given(target):
+    x, track = with_gap()
+    conv = DSPConverter(warp=1.1)
+    conv.convert(x, RATE, track, 0.0, voice=target)
+    assert conv.last_map.ratio == pytest.approx(1.1)
+    with pytest.raises(UserInputError, match="warp"):
+        DSPConverter(warp=3.0)
