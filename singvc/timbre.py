@@ -43,14 +43,19 @@ from .pitch import PitchTrack
 from .voice import GRID_HZ, STATS_PERIOD_MS, VoiceProfile, envelope_stats_frames, grid_interp
 
 
+def _sample(shapes: np.ndarray, src_hz: np.ndarray) -> np.ndarray:
+    """Rows of ``shapes`` (dB on :data:`GRID_HZ`, linear between points) read at ``src_hz``, edges held."""
+    src = np.clip(src_hz, GRID_HZ[0], GRID_HZ[-1])
+    idx = np.clip(np.searchsorted(GRID_HZ, src) - 1, 0, len(GRID_HZ) - 2)
+    frac = (src - GRID_HZ[idx]) / (GRID_HZ[idx + 1] - GRID_HZ[idx])
+    return shapes[..., idx] * (1.0 - frac) + shapes[..., idx + 1] * frac
+
+
 def warp_grid(shapes: np.ndarray, ratio: float) -> np.ndarray:
     """Rows of ``shapes`` (dB on :data:`GRID_HZ`) warped by ``ratio``: ``out(f) = in(f / ratio)``, edges held."""
     if ratio == 1.0:
         return shapes.copy()
-    src = GRID_HZ / ratio
-    idx = np.clip(np.searchsorted(GRID_HZ, src) - 1, 0, len(GRID_HZ) - 2)
-    frac = np.clip((src - GRID_HZ[idx]) / (GRID_HZ[idx + 1] - GRID_HZ[idx]), 0.0, 1.0)
-    return shapes[..., idx] * (1.0 - frac) + shapes[..., idx + 1] * frac
+    return _sample(shapes, GRID_HZ / ratio)
 
 
 #: an 8× finer grid over the same span, for comparing warped shapes: sampling a warped shape back
@@ -60,18 +65,22 @@ FINE_HZ = np.interp(np.linspace(0, len(GRID_HZ) - 1, 8 * (len(GRID_HZ) - 1) + 1)
 
 
 def _fine(shapes: np.ndarray, ratio: float = 1.0) -> np.ndarray:
-    """Rows of ``shapes`` (dB on the grid, linear between points) warped by ``ratio``, on :data:`FINE_HZ`."""
-    src = np.clip(FINE_HZ / ratio, GRID_HZ[0], GRID_HZ[-1])
-    idx = np.clip(np.searchsorted(GRID_HZ, src) - 1, 0, len(GRID_HZ) - 2)
-    frac = (src - GRID_HZ[idx]) / (GRID_HZ[idx + 1] - GRID_HZ[idx])
-    return shapes[..., idx] * (1.0 - frac) + shapes[..., idx + 1] * frac
+    """Rows of ``shapes`` (dB on the grid) warped by ``ratio``, on :data:`FINE_HZ`."""
+    return _sample(shapes, FINE_HZ / ratio)
 
 
-def _detilt(shape: np.ndarray, mask: np.ndarray, grid: np.ndarray = GRID_HZ) -> np.ndarray:
-    """``shape`` minus its least-squares line over log-frequency on ``mask``."""
-    x = np.log(grid[mask])
-    a, b = np.polyfit(x, shape[mask], 1)
-    return shape[mask] - (a * x + b)
+def _detilter(band_limit_hz: float) -> Callable[[np.ndarray], np.ndarray]:
+    """A function taking shapes on :data:`FINE_HZ` (any leading axes) to their 150 Hz-``band_limit_hz``
+    part minus each one's least-squares line over log-frequency (level and tilt removed)."""
+    mask = (FINE_HZ >= 150.0) & (FINE_HZ <= band_limit_hz)
+    design = np.stack([np.log(FINE_HZ[mask]), np.ones(int(mask.sum()))], axis=1)
+    pinv = np.linalg.pinv(design)
+
+    def detilt(shapes: np.ndarray) -> np.ndarray:
+        rows = shapes[..., mask]
+        return rows - (rows @ pinv.T) @ design.T
+
+    return detilt
 
 
 def estimate_warp(source_mean: np.ndarray, target_mean: np.ndarray, band_limit_hz: float,
@@ -81,20 +90,11 @@ def estimate_warp(source_mean: np.ndarray, target_mean: np.ndarray, band_limit_h
     Searches ``steps`` log-spaced ratios in ``warp_range``; shapes are compared on 150 Hz to
     ``band_limit_hz`` after removing level and log-frequency tilt.
     """
-    mask = (FINE_HZ >= 150.0) & (FINE_HZ <= band_limit_hz)
-    tgt = _detilt(_fine(target_mean), mask, FINE_HZ)
+    detilt = _detilter(band_limit_hz)
+    tgt = detilt(_fine(target_mean))
     ratios = np.exp(np.linspace(math.log(warp_range[0]), math.log(warp_range[1]), steps))
-    errors = [np.mean((_detilt(_fine(source_mean, r), mask, FINE_HZ) - tgt) ** 2) for r in ratios]
+    errors = [np.mean((detilt(_fine(source_mean, r)) - tgt) ** 2) for r in ratios]
     return float(ratios[int(np.argmin(errors))])
-
-
-def _detilt_rows(shapes: np.ndarray, mask: np.ndarray, grid: np.ndarray = GRID_HZ) -> np.ndarray:
-    """Rows of ``shapes`` on ``mask`` minus each row's least-squares line over log-frequency."""
-    x = np.log(grid[mask])
-    design = np.stack([x, np.ones_like(x)], axis=1)
-    y = shapes[..., mask]
-    coef = np.linalg.lstsq(design, y.reshape(-1, mask.sum()).T, rcond=None)[0]
-    return y - (design @ coef).T.reshape(y.shape)
 
 
 def estimate_warp_frames(source_shapes: np.ndarray, target_classes: np.ndarray, band_limit_hz: float,
@@ -108,25 +108,16 @@ def estimate_warp_frames(source_shapes: np.ndarray, target_classes: np.ndarray, 
     formant positions vowel by vowel, so this does not depend on the song's mix of vowels the way
     a long-term mean does. ``prior_weight`` (dB² per squared log-ratio) pulls toward no warp.
     """
-    mask = (FINE_HZ >= 150.0) & (FINE_HZ <= band_limit_hz)
-    step = max(1, len(source_shapes) // max_frames)
-    frames = source_shapes[::step]
-    # removing level and log-frequency tilt is a projection: one matrix for every ratio
-    x = np.log(FINE_HZ[mask])
-    design = np.stack([x, np.ones_like(x)], axis=1)
-    pinv = np.linalg.pinv(design)
-
-    def project(rows: np.ndarray) -> np.ndarray:
-        return rows - (rows @ pinv.T) @ design.T
-
-    tgt = project(_fine(target_classes)[:, mask])
+    detilt = _detilter(band_limit_hz)
+    frames = source_shapes[::max(1, len(source_shapes) // max_frames)]
+    tgt = detilt(_fine(target_classes))
     tgt_sq = (tgt**2).sum(axis=1)
     ratios = np.exp(np.linspace(math.log(warp_range[0]), math.log(warp_range[1]), steps))
     errors = []
     for r in ratios:
-        w = project(_fine(frames, r)[:, mask])
+        w = detilt(_fine(frames, r))
         d = (w**2).sum(axis=1)[:, None] - 2.0 * w @ tgt.T + tgt_sq[None]  # squared distances
-        errors.append(d.min(axis=1).mean() / len(x) + prior_weight * math.log(r) ** 2)
+        errors.append(d.min(axis=1).mean() / w.shape[1] + prior_weight * math.log(r) ** 2)
     return float(ratios[int(np.argmin(errors))])
 
 
