@@ -11,7 +11,7 @@ import soundfile as sf
 from singvc.audio import load_audio
 from singvc.cli import main
 
-from conftest import harmonic_tone, vibrato_f0
+from conftest import harmonic_tone, synth_song, vibrato_f0, write_voice_clip
 
 RATE = 44100
 
@@ -20,33 +20,14 @@ def db(residual: np.ndarray, reference: np.ndarray) -> float:
     return 10 * np.log10(np.sum(residual.astype(np.float64) ** 2) / np.sum(reference.astype(np.float64) ** 2) + 1e-30)
 
 
-def synth_song(seconds: float = 3.0, seed: int = 0) -> np.ndarray:
-    """A 'vocal' (vibrato tone with gaps) over a bass line and noise hits, stereo float32."""
-    rng = np.random.default_rng(seed)
-    n = int(seconds * RATE)
-    voice = harmonic_tone(vibrato_f0(220, 5.5, 40, seconds, RATE), seconds, RATE, level=0.25)
-    gate = np.ones(n, np.float32)
-    gate[int(0.45 * n): int(0.55 * n)] = 0
-    voice *= gate
-    t = np.arange(n) / RATE
-    bass = 0.15 * np.sin(2 * np.pi * 55 * t)
-    hits = np.zeros(n)
-    for start in range(0, n, RATE // 2):
-        hits[start: start + 2000] += rng.standard_normal(2000) * np.exp(-np.arange(2000) / 300) * 0.3
-    return np.stack([voice + bass + hits, 0.8 * voice + bass + 0.5 * hits]).astype(np.float32)
-
-
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    from singvc.separate import build_tiny_model, save_model_to_repo
-
+def files(tmp_path_factory, tiny_separator_repo):
     root = tmp_path_factory.mktemp("cli")
-    repo = root / "repo"
-    save_model_to_repo(build_tiny_model(), repo, "tiny")
+    repo = tiny_separator_repo
     song = root / "song.wav"
     sf.write(str(song), synth_song().T, RATE, subtype="FLOAT")
     voice = root / "voice.flac"
-    sf.write(str(voice), harmonic_tone(vibrato_f0(440, 5, 30, 2.0, 22050), 2.0, 22050), 22050)
+    write_voice_clip(voice)
     vocal = root / "vocal.wav"
     sf.write(str(vocal), harmonic_tone(vibrato_f0(200, 6, 50, 1.5, RATE), 1.5, RATE), RATE, subtype="FLOAT")
     return {"root": root, "repo": repo, "song": song, "voice": voice, "vocal": vocal, "cache": root / "cache"}

@@ -287,17 +287,14 @@ def test_session_bit_depth_16(tmp_path):
 
 # -- end to end through the CLI ----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def cli_files(tmp_path_factory):
-    from singvc.separate import build_tiny_model, save_model_to_repo
-
-    from test_cli import synth_song
+def cli_files(tmp_path_factory, tiny_separator_repo):
+    from conftest import synth_song
 
     root = tmp_path_factory.mktemp("daw")
-    save_model_to_repo(build_tiny_model(), root / "repo", "tiny")
     song = root / "song.wav"
     sf.write(str(song), synth_song(seconds=2.0).T, 44100, subtype="FLOAT")
     return {"root": root, "song": song,
-            "args": ["--separator-model", "tiny", "--separator-repo", str(root / "repo"), "--pitch-model", "tiny",
+            "args": ["--separator-model", "tiny", "--separator-repo", str(tiny_separator_repo), "--pitch-model", "tiny",
                      "--cache-dir", str(root / "cache"), "--quiet"]}
 
 

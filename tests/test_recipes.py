@@ -14,8 +14,7 @@ from singvc.cli import main
 from singvc.errors import UserInputError
 from singvc.recipe import apply_overrides, key_line, key_lines, load_recipe, parse_recipe
 
-from conftest import harmonic_tone, vibrato_f0
-from test_cli import synth_song
+from conftest import harmonic_tone, synth_song, vibrato_f0, write_voice_clip
 
 RATE = 44100
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
@@ -23,17 +22,13 @@ VRATE = 22050  # the feature test's vocal
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    from singvc.separate import build_tiny_model, save_model_to_repo
-
+def files(tmp_path_factory, tiny_separator_repo):
     root = tmp_path_factory.mktemp("recipes")
-    repo = root / "repo"
-    save_model_to_repo(build_tiny_model(), repo, "tiny")
     song = root / "song.wav"
     sf.write(str(song), synth_song(2.0).T, RATE, subtype="FLOAT")
     voice = root / "voice.flac"
-    sf.write(str(voice), harmonic_tone(vibrato_f0(440, 5, 30, 2.0, 22050), 2.0, 22050), 22050)
-    return {"root": root, "repo": repo, "song": song, "voice": voice, "cache": root / "cache"}
+    write_voice_clip(voice)
+    return {"root": root, "repo": tiny_separator_repo, "song": song, "voice": voice, "cache": root / "cache"}
 
 
 def fast(files) -> list[str]:
