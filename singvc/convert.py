@@ -382,9 +382,19 @@ class PitchShiftConverter:
             # direct waveform modification: no aperiodicity needed, no vocoder
             new_sp, _ = transform(sp, np.zeros_like(sp), f0, sample_rate)
             y = filter_by_envelopes(x, sample_rate, sp, new_sp, fp)
-            if self.match_level:
-                y *= level_match_gain(x, y, sample_rate, self.max_gain_db)
-            return y
+        else:
+            y = self._vocode(x, sample_rate, f0, t, sp, fft_size, ratio, transform)
+        if self.match_level:
+            y *= level_match_gain(x, y, sample_rate, self.max_gain_db)
+        return y
+
+    def _vocode(self, x: np.ndarray, sample_rate: int, f0: np.ndarray, t: np.ndarray, sp: np.ndarray,
+                fft_size: int, ratio: float, transform: Callable | None) -> np.ndarray:
+        """WORLD synthesis of ``x`` from its envelope ``sp`` and D4C aperiodicity, f0 × ``ratio``; ``len(x)`` samples."""
+        import pyworld
+
+        fp = self.frame_period
+        n_frames = len(t)
         step = max(1, int(round(self.aperiodicity_period / fp)))
         if step == 1:
             ap = pyworld.d4c(x, f0, t, sample_rate, threshold=0.0, fft_size=fft_size)
@@ -398,10 +408,7 @@ class PitchShiftConverter:
         if transform is not None:
             sp, ap = transform(sp, ap, f0, sample_rate)
         y = pyworld.synthesize(f0 * ratio, sp, ap, sample_rate, fp)
-        y = y[: len(x)] if len(y) >= len(x) else np.concatenate([y, np.zeros(len(x) - len(y))])
-        if self.match_level:
-            y *= level_match_gain(x, y, sample_rate, self.max_gain_db)
-        return y
+        return y[: len(x)] if len(y) >= len(x) else np.concatenate([y, np.zeros(len(x) - len(y))])
 
 
 def filter_by_envelopes(x: np.ndarray, sample_rate: int, sp: np.ndarray, new_sp: np.ndarray,
