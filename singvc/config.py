@@ -44,6 +44,7 @@ def _toml_load(path: Path) -> dict:
 def load_preset(name_or_path: str | os.PathLike) -> dict:
     """The ``[settings]`` of a preset, checked against :class:`CoverSettings`' fields and types."""
     from .pipeline import CoverSettings
+    from .recipe import CHOICES
 
     path = Path(name_or_path)
     if not (path.suffix == ".toml" and path.exists()):
@@ -65,4 +66,6 @@ def load_preset(name_or_path: str | os.PathLike) -> dict:
         if expected is not None and not isinstance(value, type(expected)) and not (
                 isinstance(expected, float) and isinstance(value, int) and not isinstance(value, bool)):
             raise UserInputError(f"{path}: setting {key!r} must be {type(expected).__name__} (got {value!r})")
+        if key in CHOICES and value not in CHOICES[key]:
+            raise UserInputError(f"{path}: setting {key!r} must be one of {', '.join(CHOICES[key])} (got {value!r})")
     return dict(settings)

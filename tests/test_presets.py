@@ -45,3 +45,16 @@ def test_preset_sets_defaults_and_flags_win(tmp_path, capsys, monkeypatch):
     assert seen["pitch_model"] == "full"
     assert main(["pitch", str(song), "--preset", "nope", "--quiet"]) == 2
     assert "unknown preset" in capsys.readouterr().err
+
+
+def test_preset_values_outside_their_choices_fail_at_load(tmp_path):
+    # checked against the recipes' CHOICES when the preset is read, not when the stage runs
+    from singvc.errors import UserInputError
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[settings]\nrender = "psola"\n')
+    with pytest.raises(UserInputError, match="'render' must be one of world, waveform"):
+        load_preset(bad)
+    bad.write_text('[settings]\npitch_model = "huge"\n')
+    with pytest.raises(UserInputError, match="'pitch_model' must be one of full, tiny"):
+        load_preset(bad)
