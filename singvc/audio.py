@@ -35,7 +35,10 @@ def as_audio(audio: np.ndarray, name: str = "audio") -> np.ndarray:
 
     A 1-D array is taken as mono and given a channel axis. Anything else raises
     :class:`InvalidAudioError` quoting the shape received; the channel axis is never guessed.
+    A :class:`DiskAudio` (float32 ``[channels, samples]`` by construction) is returned as is.
     """
+    if isinstance(audio, DiskAudio):
+        return audio
     arr = np.asarray(audio)
     if arr.ndim == 1:
         arr = arr[None, :]
@@ -52,6 +55,12 @@ def as_audio(audio: np.ndarray, name: str = "audio") -> np.ndarray:
 
 def check_finite(audio: np.ndarray, name: str = "audio") -> None:
     """Raise :class:`InvalidAudioError` if ``audio`` holds NaN or infinite samples."""
+    if isinstance(audio, DiskAudio):
+        bad = sum(int(audio[:, a:b].size - np.count_nonzero(np.isfinite(audio[:, a:b])))
+                  for a, b in blocks(audio.shape[1]))
+        if bad:
+            raise InvalidAudioError(f"{name} contains {bad} NaN or infinite samples")
+        return
     if not np.all(np.isfinite(audio)):
         bad = int(np.size(audio) - np.count_nonzero(np.isfinite(audio)))
         raise InvalidAudioError(f"{name} contains {bad} NaN or infinite samples")
@@ -77,6 +86,15 @@ def _quiet_fd2() -> Iterator[None]:
         os.close(devnull)
 
 
+def _check_file(path: Path, label: str) -> None:
+    if not path.exists():
+        raise AudioLoadError(f"{label}: no such file")
+    if path.is_dir():
+        raise AudioLoadError(f"{label}: is a folder, not an audio file")
+    if path.stat().st_size == 0:
+        raise AudioLoadError(f"{label}: file is empty")
+
+
 def load_audio(path: str | os.PathLike, name: str | None = None) -> tuple[np.ndarray, int]:
     """Read an audio file.
 
@@ -89,12 +107,7 @@ def load_audio(path: str | os.PathLike, name: str | None = None) -> tuple[np.nda
     """
     path = Path(path)
     label = name or str(path)
-    if not path.exists():
-        raise AudioLoadError(f"{label}: no such file")
-    if path.is_dir():
-        raise AudioLoadError(f"{label}: is a folder, not an audio file")
-    if path.stat().st_size == 0:
-        raise AudioLoadError(f"{label}: file is empty")
+    _check_file(path, label)
     try:
         with _quiet_fd2():
             data, sample_rate = sf.read(str(path), dtype="float32", always_2d=True)
@@ -117,7 +130,7 @@ def save_audio(
     sample_rate: int,
     bit_depth: str = "24",
 ) -> Path:
-    """Write ``audio`` (float32 ``[channels, samples]``) as a WAV file, atomically.
+    """Write ``audio`` (float32 ``[channels, samples]``, or a :class:`DiskAudio`) as a WAV file, atomically.
 
     Args:
         bit_depth: ``"24"`` (PCM, default), ``"16"`` (PCM) or ``"32f"`` (IEEE float).
@@ -136,7 +149,10 @@ def save_audio(
     except OSError as exc:
         raise OutputError(f"cannot write to {path.parent}: {exc.strerror}") from exc
     try:
-        sf.write(tmp, audio.T, sample_rate, subtype=SUBTYPES[bit_depth], format="WAV")
+        with sf.SoundFile(tmp, "w", samplerate=sample_rate, channels=audio.shape[0],
+                          subtype=SUBTYPES[bit_depth], format="WAV") as fh:
+            for start, stop in blocks(audio.shape[1]):  # block by block: bounded memory for any length
+                fh.write(np.ascontiguousarray(audio[:, start:stop].T))
         os.replace(tmp, path)
     except Exception as exc:
         Path(tmp).unlink(missing_ok=True)
@@ -159,6 +175,29 @@ def resample(audio: np.ndarray, sample_rate: int, target_rate: int) -> np.ndarra
     return np.ascontiguousarray(np.asarray(out, dtype=np.float32).reshape(-1, audio.shape[0]).T)
 
 
+def resample_into(read, n_samples: int, sample_rate: int, out, target_rate: int) -> None:
+    """Resample ``n_samples`` of audio at ``sample_rate`` into ``out`` at ``target_rate``, as a stream.
+
+    ``read(start, stop)`` returns float32 ``[channels, stop - start]``; ``out`` is any writable
+    ``[channels, length]`` buffer (array, :class:`DiskAudio`), filled to its length (trimmed, or
+    zero-padded when the resampler gives fewer samples). soxr HQ, block by block: the result
+    equals :func:`resample` of the whole signal, with bounded memory.
+    """
+    import soxr
+
+    channels, length = out.shape
+    stream = soxr.ResampleStream(sample_rate, target_rate, channels, dtype="float32", quality="HQ")
+    pos = 0
+    for start, stop in blocks(n_samples):
+        y = stream.resample_chunk(np.ascontiguousarray(read(start, stop).T), last=stop == n_samples)
+        take = min(len(y), length - pos)
+        if take > 0:
+            out[:, pos:pos + take] = y[:take].T
+            pos += take
+    if pos < length:
+        out[:, pos:length] = 0.0
+
+
 def fit_length(audio: np.ndarray, length: int) -> np.ndarray:
     """Trim or zero-pad ``[channels, samples]`` to exactly ``length`` samples."""
     if audio.shape[-1] >= length:
@@ -178,5 +217,193 @@ def match_channels(audio: np.ndarray, channels: int) -> np.ndarray:
 
 def peak_dbfs(audio: np.ndarray) -> float:
     """Sample peak in dBFS (``-inf`` for digital silence)."""
-    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    n = audio.shape[-1] if audio.size else 0
+    peak = max((float(np.max(np.abs(audio[..., a:b]))) for a, b in blocks(n)), default=0.0)
     return 20.0 * np.log10(peak) if peak > 0 else float("-inf")
+
+
+# -- disk-backed audio: long songs without holding them in memory ---------------------------------
+#: samples per block when streaming long audio through a stage (about 23 s at 44.1 kHz)
+BLOCK = 1 << 20
+
+
+class DiskAudio:
+    """float32 ``[channels, samples]`` kept in a ``.npy`` file and read or written by time slice.
+
+    Behaves like a 2-D array for what the pipeline needs: ``shape``, ``dtype``, ``audio[:, a:b]``
+    (reads only those samples, with ``pread``: no memory map, so nothing of the file stays
+    resident in the process) and ``audio[:, a:b] = block``. ``np.asarray(audio)`` reads it all.
+    The file is a plain ``.npy`` (channel-major, C order): ``np.load`` opens it too.
+
+    Args:
+        path: the ``.npy`` file.
+        shape: ``(channels, samples)`` to create a new zero-filled file (sparse on disk); ``None``
+            opens an existing one.
+        writable: open for writing (always, when creating).
+    """
+
+    dtype = np.dtype(np.float32)
+    ndim = 2
+
+    def __init__(self, path: str | os.PathLike, shape: tuple[int, int] | None = None, writable: bool = False) -> None:
+        self.path = Path(path)
+        if shape is not None:
+            channels, samples = int(shape[0]), int(shape[1])
+            try:
+                with open(self.path, "wb") as fh:
+                    np.lib.format.write_array_header_1_0(
+                        fh, {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
+                             "shape": (channels, samples)})
+                    self._offset = fh.tell()
+                    fh.truncate(self._offset + channels * samples * self.dtype.itemsize)
+            except OSError as exc:
+                raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
+            self.shape = (channels, samples)
+            writable = True
+        else:
+            with open(self.path, "rb") as fh:
+                version = np.lib.format.read_magic(fh)
+                header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                file_shape, fortran, dtype = header(fh)
+                self._offset = fh.tell()
+            if len(file_shape) != 2 or fortran or np.dtype(dtype) != self.dtype:
+                raise InvalidAudioError(f"{self.path}: not float32 [channels, samples] audio")
+            self.shape = (int(file_shape[0]), int(file_shape[1]))
+        self._fd = os.open(self.path, os.O_RDWR if writable else os.O_RDONLY)
+
+    @classmethod
+    def like(cls, path: str | os.PathLike, audio: "np.ndarray | DiskAudio") -> "DiskAudio":
+        """A new zero-filled file of ``audio``'s shape."""
+        return cls(path, shape=tuple(audio.shape))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    @property
+    def size(self) -> int:
+        return self.shape[0] * self.shape[1]
+
+    def _ranges(self, key) -> tuple[range, int, int]:
+        if not isinstance(key, tuple) or len(key) != 2:
+            raise TypeError(f"DiskAudio takes [channels, start:stop] (got {key!r})")
+        rows, cols = key
+        if isinstance(rows, (int, np.integer)):
+            rows = slice(int(rows), int(rows) + 1 if rows != -1 else None)
+        if not isinstance(rows, slice) or not isinstance(cols, slice) or cols.step not in (None, 1):
+            raise TypeError(f"DiskAudio takes [channels, start:stop] (got {key!r})")
+        start, stop, _ = cols.indices(self.shape[1])
+        return range(*rows.indices(self.shape[0])), start, max(start, stop)
+
+    def __getitem__(self, key) -> np.ndarray:
+        rows, start, stop = self._ranges(key)
+        out = np.empty((len(rows), stop - start), dtype=self.dtype)
+        for i, c in enumerate(rows):
+            data = os.pread(self._fd, (stop - start) * 4, self._offset + (c * self.shape[1] + start) * 4)
+            out[i] = np.frombuffer(data, dtype=self.dtype)
+        return out
+
+    def __setitem__(self, key, value) -> None:
+        rows, start, stop = self._ranges(key)
+        block = np.broadcast_to(np.asarray(value, dtype=self.dtype), (len(rows), stop - start))
+        for i, c in enumerate(rows):
+            data = np.ascontiguousarray(block[i]).tobytes()
+            written = os.pwrite(self._fd, data, self._offset + (c * self.shape[1] + start) * 4)
+            if written != len(data):
+                raise OutputError(f"cannot write {self.path}: disk full?")
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = self[:, :]
+        return out if dtype is None else out.astype(dtype)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def __repr__(self) -> str:
+        return f"DiskAudio({str(self.path)!r}, shape={self.shape})"
+
+
+AudioLike = "np.ndarray | DiskAudio"
+
+
+def blocks(n_samples: int, block: int = BLOCK) -> Iterator[tuple[int, int]]:
+    """``(start, stop)`` sample ranges of at most ``block`` samples covering ``[0, n_samples)``."""
+    for start in range(0, n_samples, block):
+        yield start, min(n_samples, start + block)
+
+
+def is_disk(audio: object) -> bool:
+    return isinstance(audio, DiskAudio)
+
+
+def new_like(audio: "np.ndarray | DiskAudio", path: str | os.PathLike | None = None,
+             shape: tuple[int, int] | None = None) -> "np.ndarray | DiskAudio":
+    """A zero-filled float32 buffer of ``shape`` (default ``audio``'s): on disk at ``path`` when
+    given, else in memory."""
+    shape = tuple(shape or audio.shape)
+    return DiskAudio(path, shape=shape) if path is not None else np.zeros(shape, dtype=np.float32)
+
+
+def load_audio_to_disk(path: str | os.PathLike, out_path: str | os.PathLike,
+                       name: str | None = None) -> tuple[DiskAudio, int]:
+    """Decode an audio file block by block into a :class:`DiskAudio` at ``out_path``.
+
+    Same checks and errors as :func:`load_audio`; memory use does not grow with the file's length.
+    """
+    path = Path(path)
+    label = name or str(path)
+    _check_file(path, label)
+    try:
+        with _quiet_fd2():
+            fh = sf.SoundFile(str(path))
+    except Exception as exc:
+        raise AudioLoadError(f"{label}: not an audio file singvc can read (unknown or damaged format)") from exc
+    with fh:
+        sample_rate = int(fh.samplerate)
+        if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+            raise InvalidAudioError(
+                f"{label}: sample rate {sample_rate} Hz is outside {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz")
+        parts: list[Path] = []
+        total = 0
+        bad = 0
+        # frame counts of compressed files are not always exact: decode into per-block parts, then
+        # lay them out channel-major once the length is known
+        tmp_dir = Path(tempfile.mkdtemp(prefix=".decode-", dir=Path(out_path).parent))
+        try:
+            while True:
+                try:
+                    with _quiet_fd2():
+                        data = fh.read(BLOCK, dtype="float32", always_2d=True)
+                except Exception as exc:
+                    raise AudioLoadError(f"{label}: decoding failed after {total / sample_rate:.1f} s") from exc
+                if data.shape[0] == 0:
+                    break
+                bad += int(data.size - np.count_nonzero(np.isfinite(data)))
+                part = tmp_dir / f"{len(parts):06d}.npy"
+                np.save(part, np.ascontiguousarray(data.T))
+                parts.append(part)
+                total += data.shape[0]
+                if data.shape[0] < BLOCK:
+                    break
+            if total == 0:
+                raise InvalidAudioError(f"{label}: holds no samples")
+            if bad:
+                raise InvalidAudioError(f"{label} contains {bad} NaN or infinite samples")
+            out = DiskAudio(out_path, shape=(fh.channels, total))
+            pos = 0
+            for part in parts:
+                block = np.load(part)
+                out[:, pos:pos + block.shape[1]] = block
+                pos += block.shape[1]
+        finally:
+            import shutil
+
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+    return out, sample_rate

@@ -32,7 +32,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .audio import as_audio, check_finite, fit_length, resample
+from .audio import DiskAudio, as_audio, blocks, check_finite, fit_length, new_like, resample, resample_into
 from .errors import InvalidAudioError, ModelNotFoundError, UserInputError, WeightsUnavailableError
 
 DEFAULT_MODEL = "htdemucs"
@@ -430,18 +430,23 @@ class Separator:
 
     def separate(
         self,
-        mix: np.ndarray,
+        mix: "np.ndarray | DiskAudio",
         sample_rate: int,
         progress: bool = False,
         callback: Callable[[dict], None] | None = None,
+        scratch: str | os.PathLike | None = None,
     ) -> Separation:
         """Separate ``mix`` (float32 ``[channels, samples]`` at ``sample_rate`` Hz).
 
         Args:
+            mix: an array or a :class:`~singvc.audio.DiskAudio`.
             progress: show a tqdm bar on stderr counting seconds of input audio.
             callback: called after every computed chunk with
                 ``{"stage": "separation", "seconds_done": float, "seconds_total": float}``
                 (seconds of input audio). An exception raised in it aborts the separation.
+            scratch: a folder; when given, every stem and the instrumental are written there as
+                :class:`~singvc.audio.DiskAudio` files and memory use does not grow with the
+                song's length (one chunk of model activations and a few seconds of audio).
 
         Returns:
             :class:`Separation` with every array the shape of ``mix``, at ``sample_rate``.
@@ -457,54 +462,140 @@ class Separator:
         channels, length = mix.shape
         if length == 0:
             raise InvalidAudioError(f"mix holds no samples (shape {mix.shape})")
+        folder = Path(scratch) if scratch is not None else None
+
+        def buffer(name: str, shape: tuple[int, int] = (channels, length)):
+            return new_like(mix, folder / f"{name}.npy" if folder is not None else None, shape)
 
         # One track of all channels if they match the model, else one mono track per channel.
         if channels == self.model_channels:
-            tracks = [mix]
+            tracks = [slice(None)]
         else:
-            tracks = [mix[c : c + 1] for c in range(channels)]
+            tracks = [slice(c, c + 1) for c in range(channels)]
         total = length / sample_rate
         tracker = _Progress(total, len(tracks), self.shifts, progress, callback)
-        stems = {s: np.empty((channels, length), dtype=np.float32) for s in self.sources}
+        stems = {s: buffer(f"stem_{s}") for s in self.sources}
         try:
             with torch.inference_mode():
-                for index, track in enumerate(tracks):
+                for index, rows in enumerate(tracks):
                     tracker.track = index
-                    out = self._separate_track(track, sample_rate, tracker)  # [S, c, length]
-                    rows = slice(None) if len(tracks) == 1 else slice(index, index + 1)
-                    for k, source in enumerate(self.sources):
-                        stems[source][rows] = out[k]
+                    self._separate_track(mix, rows, sample_rate, stems, tracker, buffer)
             if tracker.done < total:
                 tracker.update(total)
         finally:
             tracker.close()
         vocals = stems["vocals"]
-        instrumental = (mix - vocals).astype(np.float32, copy=False)
+        instrumental = buffer("instrumental")
+        for a, b in blocks(length):
+            instrumental[:, a:b] = mix[:, a:b] - vocals[:, a:b]
         return Separation(vocals=vocals, instrumental=instrumental, stems=stems,
                           sample_rate=sample_rate, model_name=self.model_name)
 
-    def _separate_track(self, track: np.ndarray, sample_rate: int, tracker: "_Progress") -> np.ndarray:
-        """``[c, n]`` at ``sample_rate`` -> stems ``[sources, c, n]`` at ``sample_rate`` (float32)."""
+    def _separate_track(self, mix, rows: slice, sample_rate: int, stems: dict, tracker: "_Progress",
+                        buffer: Callable) -> None:
+        """Separate channels ``rows`` of ``mix`` into ``stems[source][rows]`` (all at ``sample_rate``).
+
+        The track is resampled to the model's rate as a stream, cut into the same overlapping
+        segments as ``demucs.apply.apply_model(split=True)`` and cross-faded with the same
+        triangular weights, in the same order: with ``shifts=0`` the result equals
+        ``apply_model``'s. Each finished stretch of output is written out as soon as no later
+        segment can touch it, so only one segment of activations and output is held at a time.
+        """
+        from demucs.apply import TensorChunk, apply_model
+
+        c = len(range(*rows.indices(mix.shape[0])))
+        n = mix.shape[1]
+        if self.shifts:
+            return self._separate_whole(mix, rows, sample_rate, stems, tracker)
+
+        def read(a: int, b: int) -> np.ndarray:
+            x = mix[rows, a:b]
+            return np.repeat(x, self.model_channels, axis=0) if c != self.model_channels else x
+
+        same_rate = sample_rate == self.model_rate
+        if same_rate:
+            x, m = None, n
+        else:
+            m = int(round(n * self.model_rate / sample_rate))
+            x = buffer(f"model_rate_input_{tracker.track}", (self.model_channels, m))
+            resample_into(read, n, sample_rate, x, self.model_rate)
+        source = (lambda a, b: read(a, b)) if same_rate else (lambda a, b: x[:, a:b])
+
+        segment = self.segment or _default_segment(self.model)
+        seg_len = int(self.model_rate * segment)
+        stride = int((1 - self.overlap) * seg_len)
+        tracker.model_length = m
+        tracker.segment_length = seg_len
+        n_src = len(self.sources)
+        if same_rate:
+            out = None
+        else:
+            out = buffer(f"model_rate_stems_{tracker.track}", (n_src * c, m))
+        weight = torch.cat([torch.arange(1, seg_len // 2 + 1), torch.arange(seg_len - seg_len // 2, 0, -1)])
+        weight = (weight / weight.max()).to(torch.float32)
+        acc = torch.zeros(n_src, self.model_channels, seg_len)
+        wsum = torch.zeros(seg_len)
+        for i, offset in enumerate(range(0, m, stride)):
+            if i:
+                acc = torch.cat([acc[..., stride:], torch.zeros(n_src, self.model_channels, stride)], dim=-1)
+                wsum = torch.cat([wsum[stride:], torch.zeros(stride)])
+            # the segment with as much real context on each side as the model may pad it with
+            lo, hi = max(0, offset - seg_len), min(m, offset + 2 * seg_len)
+            local = torch.from_numpy(np.ascontiguousarray(source(lo, hi)))[None]
+            chunk = TensorChunk(local, offset - lo, seg_len)
+            chunk_out = apply_model(self.model, chunk, shifts=0, split=False, overlap=self.overlap,
+                                    segment=self.segment, device=self.device)[0].to("cpu", torch.float32)
+            k = chunk_out.shape[-1]
+            acc[..., :k] += weight[:k] * chunk_out
+            wsum[:k] += weight[:k]
+            tracker.demucs_event({"state": "end", "segment_offset": offset})
+            stop = offset + stride if offset + stride < m else m
+            done = (acc[..., : stop - offset] / wsum[: stop - offset]).numpy()  # [S, C, len]
+            if c != self.model_channels:
+                done = done.mean(axis=1, keepdims=True)
+            if same_rate:
+                for s, name in enumerate(self.sources):
+                    stems[name][rows, offset:stop] = done[s]
+            else:
+                out[:, offset:stop] = done.reshape(n_src * c, -1)
+        if not same_rate:
+            for s, name in enumerate(self.sources):
+                target = stems[name]
+                resample_into(lambda a, b, s=s: out[s * c:(s + 1) * c, a:b], m, self.model_rate,
+                              _RowsView(target, rows), sample_rate)
+
+
+    def _separate_whole(self, mix, rows: slice, sample_rate: int, stems: dict, tracker: "_Progress") -> None:
+        """The random-shift trick (``shifts > 0``) shifts the whole track, so it runs through
+        ``apply_model(split=True)`` on the whole track in memory."""
         from demucs.apply import apply_model
 
+        track = np.asarray(mix[rows, :])
         c, n = track.shape
         x = resample(track, sample_rate, self.model_rate)
-        if c != self.model_channels:  # a mono track: copy it to every model channel
+        if c != self.model_channels:
             x = np.repeat(x, self.model_channels, axis=0)
-        model_length = x.shape[-1]
-        tracker.model_length = model_length
+        tracker.model_length = x.shape[-1]
         tracker.segment_length = int(self.model_rate * (self.segment or _default_segment(self.model)))
-        out = apply_model(
-            self.model, torch.from_numpy(np.ascontiguousarray(x))[None], shifts=self.shifts, split=True,
-            overlap=self.overlap, segment=self.segment, device=self.device, progress=False,
-            callback=tracker.demucs_event,
-        )[0]  # [S, C, model_length], on the CPU
-        out = out.to("cpu", torch.float32).numpy()
+        out = apply_model(self.model, torch.from_numpy(np.ascontiguousarray(x))[None], shifts=self.shifts,
+                          split=True, overlap=self.overlap, segment=self.segment, device=self.device,
+                          progress=False, callback=tracker.demucs_event)[0].to("cpu", torch.float32).numpy()
         if c != self.model_channels:
             out = out.mean(axis=1, keepdims=True)
-        flat = out.reshape(-1, model_length)  # resample every stem channel in one call
-        back = fit_length(resample(flat, self.model_rate, sample_rate), n)
-        return np.ascontiguousarray(back.reshape(len(self.sources), c, n), dtype=np.float32)
+        back = fit_length(resample(out.reshape(-1, x.shape[-1]), self.model_rate, sample_rate), n)
+        for s, name in enumerate(self.sources):
+            stems[name][rows, 0:n] = back[s * c:(s + 1) * c]
+
+
+class _RowsView:
+    """``target[rows]`` as a writable ``[channels, samples]`` buffer (arrays and DiskAudio alike)."""
+
+    def __init__(self, target, rows: slice) -> None:
+        self.target, self.rows = target, rows
+        self.shape = (len(range(*rows.indices(target.shape[0]))), target.shape[1])
+
+    def __setitem__(self, key, value) -> None:
+        self.target[self.rows, key[1]] = value
 
 
 def _max_segment(model: torch.nn.Module) -> float:
