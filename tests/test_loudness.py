@@ -58,3 +58,22 @@ def test_remix_keeps_an_already_loud_input_unchanged():
     assert peak > -1
     mix, info = remix(v, i, RATE, input_true_peak_dbtp=peak)
     assert np.array_equal(mix, v) and not info.limited
+
+
+@pytest.mark.parametrize("sample_rate,channels,seconds", [(44100, 2, 50.3), (48000, 1, 2.7), (22050, 6, 3.1)])
+def test_streamed_loudness_equals_pyloudnorm(tmp_path, sample_rate, channels, seconds):
+    """The block-by-block meter gives pyloudnorm's value on the whole signal (several blocks at
+    44.1 kHz), for arrays and DiskAudio alike."""
+    import pyloudnorm
+
+    from singvc.audio import DiskAudio
+
+    rng = np.random.default_rng(channels)
+    n = int(seconds * sample_rate)
+    x = (0.1 * rng.standard_normal((channels, n)) * np.sin(np.linspace(0, 30, n)) ** 4).astype(np.float32)
+    data = x.T if channels <= 5 else x.mean(axis=0, keepdims=True).T
+    ref = pyloudnorm.Meter(sample_rate).integrated_loudness(data)
+    assert integrated_loudness(x, sample_rate) == pytest.approx(ref, abs=1e-5)
+    disk = DiskAudio(tmp_path / "x.npy", shape=x.shape)
+    disk[:, :] = x
+    assert integrated_loudness(disk, sample_rate) == pytest.approx(ref, abs=1e-5)
