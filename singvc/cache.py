@@ -3,7 +3,8 @@
 An entry's key is the SHA-256 of the input audio (samples, shape, sample rate) together with the
 stage's settings, so a second run on the same song with another voice or shift skips separation
 and pitch tracking, while any change of input or settings misses. Entries are ``.npz`` files
-written atomically; a damaged entry counts as a miss.
+(pitch tracks) or folders of ``.npy`` audio read in place (separated stems), written atomically;
+a damaged entry counts as a miss.
 
 Location: ``$SINGVC_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/singvc``, else ``~/.cache/singvc``;
 the CLI's ``--cache-dir DIR`` overrides it and ``--no-cache`` turns caching off.
@@ -13,10 +14,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from .audio import DiskAudio, blocks
+from .errors import InvalidAudioError, OutputError
 
 CACHE_VERSION = 1
 
@@ -29,12 +34,16 @@ def default_cache_dir() -> Path:
     return Path(base) / "singvc"
 
 
-def audio_digest(audio: np.ndarray, sample_rate: int) -> str:
-    """SHA-256 hex digest of float32 ``[channels, samples]`` audio and its rate."""
-    arr = np.ascontiguousarray(audio, dtype=np.float32)
+def audio_digest(audio: "np.ndarray | DiskAudio", sample_rate: int) -> str:
+    """SHA-256 hex digest of float32 ``[channels, samples]`` audio and its rate (read block by
+    block: a :class:`~singvc.audio.DiskAudio` gives the digest of the same array in memory)."""
+    if not isinstance(audio, DiskAudio):
+        audio = np.ascontiguousarray(audio, dtype=np.float32)
     h = hashlib.sha256()
-    h.update(f"{arr.shape}:{sample_rate}".encode())
-    h.update(memoryview(arr).cast("B"))
+    h.update(f"{tuple(audio.shape)}:{sample_rate}".encode())
+    for c in range(audio.shape[0]):
+        for a, b in blocks(audio.shape[1]):
+            h.update(memoryview(np.ascontiguousarray(audio[c:c + 1, a:b], dtype=np.float32)).cast("B"))
     return h.hexdigest()
 
 
@@ -62,6 +71,43 @@ class Cache:
         except Exception:  # damaged or partial entry: drop it, count as a miss
             path.unlink(missing_ok=True)
             return None
+
+    def load_audio(self, kind: str, digest: str, settings: dict) -> dict[str, DiskAudio] | None:
+        """Stored audio (from :meth:`save_audio`) opened in place as read-only
+        :class:`~singvc.audio.DiskAudio`, or ``None`` on a miss."""
+        if not self.enabled:
+            return None
+        folder = self.path(kind, digest, settings).with_suffix("")
+        if not folder.is_dir():
+            return None
+        try:
+            return {p.stem: DiskAudio(p) for p in sorted(folder.glob("*.npy"))}
+        except (OSError, ValueError, InvalidAudioError):  # damaged entry: drop it, count as a miss
+            shutil.rmtree(folder, ignore_errors=True)
+            return None
+
+    def save_audio(self, kind: str, digest: str, settings: dict,
+                   audio: dict[str, "np.ndarray | DiskAudio"]) -> Path | None:
+        """Store audio buffers as ``.npy`` files in one folder, copied block by block (bounded
+        memory), so that :meth:`load_audio` can read them in place; failures to write are ignored."""
+        if not self.enabled:
+            return None
+        folder = self.path(kind, digest, settings).with_suffix("")
+        try:
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=".entry.", dir=folder.parent))
+            for name, buffer in audio.items():
+                copy = DiskAudio(tmp / f"{name}.npy", shape=tuple(buffer.shape))
+                for a, b in blocks(buffer.shape[1]):
+                    copy[:, a:b] = buffer[:, a:b]
+                copy.close()
+            shutil.rmtree(folder, ignore_errors=True)
+            os.replace(tmp, folder)
+        except (OSError, OutputError):
+            if "tmp" in locals():
+                shutil.rmtree(tmp, ignore_errors=True)
+            return None
+        return folder
 
     def save(self, kind: str, digest: str, settings: dict, arrays: dict[str, np.ndarray]) -> Path | None:
         """Store ``arrays``; failures to write (full disk, read-only folder) are ignored."""

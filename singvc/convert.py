@@ -28,7 +28,7 @@ from typing import Callable, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from .audio import as_audio, check_finite
+from .audio import DiskAudio, as_audio, blocks, check_finite
 from .errors import InvalidAudioError, UserInputError
 from .pitch import PitchTrack
 
@@ -54,17 +54,21 @@ class Converter(Protocol):
         semitones: float,
         voice: object | None = None,
         progress: bool = False,
+        out: "np.ndarray | DiskAudio | None" = None,
     ) -> np.ndarray:
-        """Convert ``vocals`` (float32 ``[channels, samples]`` at ``sample_rate`` Hz).
+        """Convert ``vocals`` (float32 ``[channels, samples]`` at ``sample_rate`` Hz, an array or
+        a :class:`~singvc.audio.DiskAudio`).
 
         Args:
             pitch: the pitch track of ``vocals`` (crepe, :func:`singvc.pitch.track_pitch`).
             semitones: transposition to apply to the melody.
             voice: the target-voice profile, or ``None`` to keep the singer's timbre.
             progress: show a progress bar (tqdm, counting seconds of audio) on stderr.
+            out: where the converted vocal is written (same shape as ``vocals``, e.g. a
+                :class:`~singvc.audio.DiskAudio` for bounded memory); default a new array.
 
         Returns:
-            float32 ``[channels, samples]``, the same shape as ``vocals``, sample-aligned.
+            float32 ``[channels, samples]`` (``out`` when given), the shape of ``vocals``, sample-aligned.
         """
         ...
 
@@ -102,11 +106,20 @@ class BypassConverter:
         semitones: float,
         voice: object | None = None,
         progress: bool = False,
+        out: "np.ndarray | DiskAudio | None" = None,
     ) -> np.ndarray:
-        """Return ``vocals`` as a new float32 ``[channels, samples]`` array; everything else is ignored."""
+        """Return a bit-exact copy of ``vocals`` (in ``out`` when given); everything else is ignored."""
         audio = as_audio(vocals, "vocals")
         check_finite(audio, "vocals")
-        return audio.copy()
+        return copy_into(audio, out)
+
+
+def copy_into(audio: "np.ndarray | DiskAudio", out: "np.ndarray | DiskAudio | None" = None) -> np.ndarray:
+    """``audio`` copied block by block into ``out`` (default a new float32 array); returns ``out``."""
+    out = out if out is not None else np.empty(audio.shape, dtype=np.float32)
+    for a, b in blocks(audio.shape[-1]):
+        out[:, a:b] = audio[:, a:b]
+    return out
 
 
 def voiced_runs(pitch: PitchTrack, n_samples: int, sample_rate: int) -> list[tuple[int, int]]:
@@ -132,23 +145,34 @@ def voiced_runs(pitch: PitchTrack, n_samples: int, sample_rate: int) -> list[tup
     return runs
 
 
-def crossfade_weight(runs: list[tuple[int, int]], n_samples: int, fade: int) -> np.ndarray:
+def crossfade_weight(runs: list[tuple[int, int]], n_samples: int, fade: int,
+                     start: int = 0, stop: int | None = None) -> np.ndarray:
     """Voiced weight in [0, 1] per sample: the runs' mask smoothed by a ``fade``-sample box.
 
     Boundaries become linear ramps of ``fade`` samples centred on them; gaps or runs shorter
-    than ``fade`` give partial ramps instead of clicks.
+    than ``fade`` give partial ramps instead of clicks. ``start``/``stop`` return only those
+    samples of the ``[n_samples]`` weight (the same values, computed on that stretch alone).
     """
-    mask = np.zeros(n_samples + 1, dtype=np.float64)
-    for start, stop in runs:
-        mask[start] += 1.0
-        mask[stop] -= 1.0
+    stop = n_samples if stop is None else stop
+    half = fade // 2 if fade > 1 else 0
+    width = fade if fade > 1 else 1
+    # the mask over [lo, hi): every sample the box around [start, stop) reaches
+    lo, hi = max(0, start - half), min(n_samples, stop - half + width - 1)
+    mask = np.zeros(max(hi - lo, 0) + 1, dtype=np.float64)
+    for a, b in runs:
+        a, b = max(a, lo), min(b, hi)
+        if b > a:
+            mask[a - lo] += 1.0
+            mask[b - lo] -= 1.0
     mask = np.minimum(np.cumsum(mask[:-1]), 1.0)
     if fade <= 1:
-        return mask
-    half = fade // 2
-    padded = np.concatenate([np.zeros(half + 1), mask, np.zeros(fade - half)])
-    csum = np.cumsum(padded)
-    return (csum[fade:fade + n_samples] - csum[:n_samples]) / fade
+        return mask[start - lo:stop - lo]
+    # w[k] = mean of mask[k - half : k - half + fade] (zero outside the song); sums of 0/1 are exact
+    full = np.zeros(stop - start + fade, dtype=np.float64)
+    first = start - half
+    full[lo - first:hi - first] = mask
+    csum = np.concatenate([[0.0], np.cumsum(full)])
+    return (csum[fade:fade + stop - start] - csum[:stop - start]) / fade
 
 
 def _segments(runs: list[tuple[int, int]], n_samples: int, margin: int, max_len: int) -> list[tuple[int, int, list]]:
@@ -261,28 +285,30 @@ class PitchShiftConverter:
         voice: object | None = None,
         progress: bool = False,
         callback: Callable[[dict], None] | None = None,
+        out: "np.ndarray | DiskAudio | None" = None,
     ) -> np.ndarray:
         """Shift the pitch of ``vocals`` by ``semitones``, keeping formants, timing and noises.
 
         Args:
-            vocals: float32 ``[channels, samples]`` at ``sample_rate`` Hz.
+            vocals: float32 ``[channels, samples]`` at ``sample_rate`` Hz (array or DiskAudio).
             pitch: crepe track of ``vocals``; its voicing decides what is re-synthesized.
             semitones: transposition; 0 returns a bit-exact copy.
             voice: ignored by this converter.
             progress: tqdm bar on stderr counting seconds of audio.
             callback: called with ``{"stage": "convert", "seconds_done", "seconds_total"}``.
+            out: where the result is written (see :meth:`Converter.convert`).
 
         Returns:
-            float32 ``[channels, samples]``, the shape of ``vocals``.
+            float32 ``[channels, samples]`` (``out`` when given), the shape of ``vocals``.
         """
         audio = _check_inputs(vocals, sample_rate, pitch, semitones)
         sample_rate = int(sample_rate)
         n = audio.shape[-1]
         runs = voiced_runs(pitch, n, sample_rate)
         if float(semitones) == 0.0 or not runs:
-            return audio.copy()
+            return copy_into(audio, out)
         return self._render(audio, sample_rate, pitch, runs, 2.0 ** (float(semitones) / 12.0), None,
-                            progress, callback)
+                            progress, callback, out)
 
     def _render(
         self,
@@ -294,6 +320,7 @@ class PitchShiftConverter:
         transform: Callable[[np.ndarray, np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray]] | None,
         progress: bool = False,
         callback: Callable[[dict], None] | None = None,
+        out: "np.ndarray | DiskAudio | None" = None,
     ) -> np.ndarray:
         """Re-synthesize the voiced ``runs`` of ``audio`` with f0 × ``ratio``; unvoiced parts kept.
 
@@ -304,7 +331,6 @@ class PitchShiftConverter:
         if np.any(~np.isfinite(pitch.f0[pitch.voiced])) or np.any(pitch.f0[pitch.voiced] <= 0):
             raise InvalidAudioError("pitch track has non-positive or non-finite f0 on voiced frames")
         fade = int(round(self.fade_seconds * sample_rate))
-        weight = crossfade_weight(runs, n, fade)
         margin = int(round(self.margin_seconds * sample_rate))
         segs = _segments(runs, n, margin, max(int(self.chunk_seconds * sample_rate), 1))
 
@@ -313,13 +339,9 @@ class PitchShiftConverter:
         vlog = np.log2(np.asarray(pitch.f0, dtype=np.float64)[pitch.voiced])
         f0_floor = float(min(self.f0_floor, max(30.0, 0.9 * float(np.exp2(vlog.min())))))
 
-        # full-length buffers stay float32 (a 10-minute stereo song is 212 MB per copy); each
-        # segment is analysed, synthesised and blended in float64
-        sources = audio if self.per_channel else audio.mean(axis=0, keepdims=True, dtype=np.float64).astype(np.float32)
-        out = audio.astype(np.float32, copy=True)
-        g_syn = np.sin(0.5 * np.pi * weight).astype(np.float32)
-        g_orig = np.cos(0.5 * np.pi * weight).astype(np.float32)
-        del weight
+        # only one segment is held at a time (read from ``audio``, blended into ``out``, either of
+        # which may be on disk), analysed, synthesised and blended in float64
+        out = copy_into(audio, out)
 
         total = n / sample_rate
         bar = None
@@ -330,12 +352,17 @@ class PitchShiftConverter:
                             bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}]")
         try:
             for lo, hi, seg_runs in segs:
+                weight = crossfade_weight(runs, n, fade, lo, hi)
+                g_syn = np.sin(0.5 * np.pi * weight).astype(np.float32)
+                g_orig = np.cos(0.5 * np.pi * weight).astype(np.float32)
+                x = audio[:, lo:hi]
+                sources = x if self.per_channel else x.mean(axis=0, keepdims=True, dtype=np.float64).astype(np.float32)
                 for c, src in enumerate(sources):
-                    y = self._shift_segment(src[lo:hi].astype(np.float64), sample_rate, lo, seg_runs, fade, vt, vlog,
+                    y = self._shift_segment(src.astype(np.float64), sample_rate, lo, seg_runs, fade, vt, vlog,
                                             ratio, f0_floor, transform)
-                    sl = slice(lo, hi)
                     rows = slice(c, c + 1) if self.per_channel else slice(None)
-                    out[rows, sl] = g_orig[sl] * out[rows, sl].astype(np.float64) + g_syn[sl] * y
+                    # read back from out: segments longer than chunk_seconds may overlap
+                    out[rows, lo:hi] = g_orig * out[rows, lo:hi].astype(np.float64) + g_syn * y
                 done = hi / sample_rate
                 if bar is not None:
                     bar.n = round(done, 2)

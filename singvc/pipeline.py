@@ -23,7 +23,10 @@ from typing import Callable, Iterator
 import numpy as np
 
 from . import __version__
-from .audio import as_audio, check_finite, fit_length, load_audio, match_channels, peak_dbfs, resample, save_audio
+from .audio import (
+    as_audio, blocks, check_finite, fit_length, load_audio, load_audio_to_disk, match_channels, new_like, peak_dbfs,
+    resample, resample_into, save_audio,
+)
 from .cache import Cache, audio_digest
 from .convert import get_converter
 from .errors import InvalidReferenceError, OutputError, PlanError, UserInputError
@@ -231,40 +234,40 @@ class Singvc:
                 "repo_files": listing}
 
     # -- stages -----------------------------------------------------------------------------
-    def separate(self, mix: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray, bool]:
-        """Split ``mix`` into ``(vocals, instrumental, cache_hit)``; ``instrumental = mix - vocals``."""
-        from .separate import Separator
+    def separate(self, mix: np.ndarray, sample_rate: int,
+                 scratch: Path | None = None) -> tuple[np.ndarray, np.ndarray, bool]:
+        """Split ``mix`` into ``(vocals, instrumental, cache_hit)``; ``instrumental = mix - vocals``.
 
-        mix = as_audio(mix, "song")
-        digest = audio_digest(mix, sample_rate)
-        cached = self.cache.load("separation", digest, self._separator_cache_settings())
-        if cached is not None and cached["vocals"].shape == mix.shape:
-            vocals = cached["vocals"]
-            return vocals, mix - vocals, True
-        separator = Separator(self.separator_model, device=self.settings.device)
-        result = separator.separate(mix, sample_rate, progress=self.progress, callback=self.callback)
-        self.cache.save("separation", digest, self._separator_cache_settings(), {"vocals": result.vocals})
-        return result.vocals, result.instrumental, False
+        With a ``scratch`` folder the stems are :class:`~singvc.audio.DiskAudio` files (bounded
+        memory whatever the length), else arrays.
+        """
+        stems, hit = self._separated(mix, sample_rate, scratch, every_stem=False)
+        vocals = stems["vocals"]
+        return vocals, difference(mix, vocals, _buffer_path(scratch, "instrumental")), hit
 
-    def separate_all(self, mix: np.ndarray, sample_rate: int) -> tuple[dict[str, np.ndarray], bool]:
+    def separate_all(self, mix: np.ndarray, sample_rate: int,
+                     scratch: Path | None = None) -> tuple[dict[str, np.ndarray], bool]:
         """Every Demucs stem of ``mix`` (``{"drums", "bass", "other", "vocals", ...}``) and whether
         they came from the cache. Stored in the same cache entry as :meth:`separate`'s vocals."""
+        return self._separated(mix, sample_rate, scratch, every_stem=True)
+
+    def _separated(self, mix, sample_rate: int, scratch: Path | None, every_stem: bool) -> tuple[dict, bool]:
         from .separate import Separator
 
         mix = as_audio(mix, "song")
         digest = audio_digest(mix, sample_rate)
         settings = self._separator_cache_settings()
-        cached = self.cache.load("separation", digest, settings)
-        if cached is not None and cached["vocals"].shape == mix.shape and any(k.startswith("stem_") for k in cached):
-            stems = {k[len("stem_"):]: v for k, v in cached.items() if k.startswith("stem_")}
-            stems["vocals"] = cached["vocals"]
-            return stems, True
+        cached = self.cache.load_audio("separation", digest, settings)
+        if (cached is not None and "vocals" in cached and cached["vocals"].shape == mix.shape
+                and (not every_stem or len(cached) > 1)):
+            stems = cached if every_stem else {"vocals": cached["vocals"]}
+            return ({k: v for k, v in stems.items()} if scratch is not None
+                    else {k: np.asarray(v) for k, v in stems.items()}), True
         separator = Separator(self.separator_model, device=self.settings.device)
-        result = separator.separate(mix, sample_rate, progress=self.progress, callback=self.callback)
-        stems = dict(result.stems)
-        self.cache.save("separation", digest, settings,
-                        {"vocals": result.vocals, **{f"stem_{k}": v for k, v in stems.items() if k != "vocals"}})
-        return stems, False
+        result = separator.separate(mix, sample_rate, progress=self.progress, callback=self.callback,
+                                    scratch=scratch)
+        self.cache.save_audio("separation", digest, settings, result.stems)
+        return (dict(result.stems) if every_stem else {"vocals": result.vocals}), False
 
     def track(self, audio: np.ndarray, sample_rate: int, model: str | None = None) -> tuple[PitchTrack, bool]:
         """Pitch track of ``audio`` and whether it came from the cache.
@@ -321,35 +324,41 @@ class Singvc:
         vocals: np.ndarray | None = None,
         instrumental: np.ndarray | None = None,
         keep_stems: bool = False,
+        scratch: Path | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray], str, bool | None]:
         """Turn the job's input into ``(song, vocals, instrumental, separated, source, cache_hit)``.
 
         The user's stems (``vocals`` [+ ``instrumental``]), or ``song`` separated (every Demucs
         stem kept in ``separated`` when ``keep_stems``), or ``song`` as a vocal-only input. Always
         ``song == vocals + instrumental``; ``cache_hit`` is None when nothing was separated.
+        With a ``scratch`` folder, new buffers are :class:`~singvc.audio.DiskAudio` files there.
         """
         separated: dict[str, np.ndarray] = {}
         if vocals is not None:
             vocals = as_audio(vocals, "vocals")
             check_finite(vocals, "vocals")
-            if instrumental is None:
-                instrumental = np.zeros_like(vocals)
-            instrumental = as_audio(instrumental, "instrumental")
-            check_finite(instrumental, "instrumental")
-            instrumental = fit_length(match_channels(instrumental, vocals.shape[0]), vocals.shape[-1])
-            return vocals + instrumental, vocals, instrumental, separated, "stems", None
+            fitted = new_like(vocals, _buffer_path(scratch, "instrumental"))
+            if instrumental is not None:
+                instrumental = as_audio(instrumental, "instrumental")
+                check_finite(instrumental, "instrumental")
+                for a, b in blocks(min(vocals.shape[-1], instrumental.shape[-1])):
+                    fitted[:, a:b] = match_channels(instrumental[:, a:b], vocals.shape[0])
+            song = new_like(vocals, _buffer_path(scratch, "song"))
+            for a, b in blocks(vocals.shape[-1]):
+                song[:, a:b] = vocals[:, a:b] + fitted[:, a:b]
+            return song, vocals, fitted, separated, "stems", None
         if song is None:
             raise UserInputError("no song and no vocals were given")
         song = as_audio(song, "song")
         check_finite(song, "song")
         if not self.settings.separation:
-            return song, song, np.zeros_like(song), separated, "vocal-only input", None
+            return song, song, new_like(song, _buffer_path(scratch, "silence")), separated, "vocal-only input", None
         if keep_stems:
-            separated, hit = self.separate_all(song, sample_rate)
+            separated, hit = self.separate_all(song, sample_rate, scratch)
             vocals = separated["vocals"]
-            instrumental = (song - vocals).astype(np.float32, copy=False)
+            instrumental = difference(song, vocals, _buffer_path(scratch, "instrumental"))
         else:
-            vocals, instrumental, hit = self.separate(song, sample_rate)
+            vocals, instrumental, hit = self.separate(song, sample_rate, scratch)
         return song, vocals, instrumental, separated, "separated", hit
 
     # -- the whole job ----------------------------------------------------------------------
@@ -363,8 +372,14 @@ class Singvc:
         instrumental: np.ndarray | None = None,
         keep_stems: bool = False,
         voice: VoiceProfile | None = None,
+        scratch: Path | None = None,
     ) -> CoverResult:
         """Run the cover pipeline on arrays.
+
+        With a ``scratch`` folder every full-length buffer (stems, converted vocal, mix) is a
+        :class:`~singvc.audio.DiskAudio` file there and each stage works through it block by
+        block, so memory does not grow with the song's length; the result's audio fields are
+        then DiskAudio too (``song`` may also be one, e.g. from :func:`~singvc.audio.load_audio_to_disk`).
 
         Args:
             song: the full mix ``[channels, samples]`` (ignored when ``vocals`` is given).
@@ -399,7 +414,7 @@ class Singvc:
 
         with timer.stage("separation"):
             song, vocals, instrumental, separated, source, hit = self.resolve_input(
-                song, sample_rate, vocals, instrumental, keep_stems)
+                song, sample_rate, vocals, instrumental, keep_stems, scratch)
             if hit is not None:
                 cache_hits["separation"] = hit
         if song.shape[-1] < int(0.5 * sample_rate):
@@ -415,18 +430,21 @@ class Singvc:
         with timer.stage("convert"):
             converter = get_converter(s.converter, **({"strength": s.strength, "render": s.render}
                                                       if s.converter == "dsp" else {}))
+            out = new_like(vocals, _buffer_path(scratch, "vocals_converted"))
             if s.converter == "none":
                 converted = vocals
             elif s.converter == "dsp":
                 converted = converter.convert(vocals, sample_rate, track, plan.semitones, voice=voice,
-                                              progress=self.progress)
+                                              progress=self.progress, out=out)
             else:
-                converted = converter.convert(vocals, sample_rate, track, plan.semitones, progress=self.progress)
-            converted = fit_length(as_audio(converted, "converted vocal"), vocals.shape[-1])
+                converted = converter.convert(vocals, sample_rate, track, plan.semitones, progress=self.progress,
+                                              out=out)
+            if converted.shape != vocals.shape:
+                raise OutputError(f"converter {s.converter!r} returned shape {converted.shape} for {vocals.shape}")
             if not plan.keeps_key and s.converter != "none":
-                if s.shift_instrumental:
-                    instrumental = shift_instrumental(instrumental, sample_rate, plan.semitones)
-                    separated = {k: v if k == "vocals" else shift_instrumental(v, sample_rate, plan.semitones)
+                if s.shift_instrumental:  # librosa's phase vocoder works on whole arrays
+                    instrumental = shift_instrumental(np.asarray(instrumental), sample_rate, plan.semitones)
+                    separated = {k: v if k == "vocals" else shift_instrumental(np.asarray(v), sample_rate, plan.semitones)
                                  for k, v in separated.items()}
                 else:
                     warnings.append(
@@ -435,9 +453,12 @@ class Singvc:
 
         with timer.stage("loudness_remix"):
             original_lufs = integrated_loudness(vocals, sample_rate)
-            matched, match = match_loudness(converted, sample_rate, original_lufs)
+            # the converted vocal is scaled in place when it is a buffer of this run's own
+            matched, match = match_loudness(converted, sample_rate, original_lufs,
+                                            out=converted if converted is out else None)
             mix, mix_info = remix(matched, instrumental, sample_rate, s.ceiling_dbtp,
-                                  input_true_peak_dbtp=true_peak_dbtp(song, sample_rate))
+                                  input_true_peak_dbtp=true_peak_dbtp(song, sample_rate),
+                                  out=new_like(vocals, _buffer_path(scratch, "mix")))
 
         duration = song.shape[-1] / sample_rate
         report = {
@@ -483,6 +504,35 @@ def run_report(settings: CoverSettings, track: PitchTrack, timer: _Timer, warnin
 def _num(value: float) -> float | None:
     """Round a figure for JSON; ``None`` for -inf (silence)."""
     return round(float(value), 3) if np.isfinite(value) else None
+
+
+def _buffer_path(scratch: Path | None, name: str) -> Path | None:
+    """Where a run's full-length buffer ``name`` lives: a ``.npy`` file in ``scratch``, or None (memory)."""
+    return None if scratch is None else Path(scratch) / f"{name}.npy"
+
+
+def difference(a, b, path: Path | None = None):
+    """``a - b`` (same ``[channels, samples]``) block by block, into a DiskAudio at ``path`` or an array."""
+    out = new_like(a, path)
+    for start, stop in blocks(a.shape[-1]):
+        out[:, start:stop] = a[:, start:stop] - b[:, start:stop]
+    return out
+
+
+@contextmanager
+def scratch_folder(out_dir: str | os.PathLike) -> Iterator[Path]:
+    """A hidden working folder beside ``out_dir`` (same disk as the outputs, never a RAM-backed
+    /tmp) for a run's full-length buffers; deleted when the run ends, whatever happens."""
+    parent = Path(out_dir).absolute().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix=f".{Path(out_dir).name}.scratch-", dir=parent))
+    except OSError as exc:
+        raise OutputError(f"cannot create a working folder beside {out_dir}: {exc.strerror}") from exc
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def shift_instrumental(audio: np.ndarray, sample_rate: int, semitones: float) -> np.ndarray:

@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .audio import as_audio, resample, to_mono
+from .audio import DiskAudio, as_audio, blocks, resample, resample_into, to_mono
 from .errors import ModelNotFoundError, UserInputError
 
 CREPE_SAMPLE_RATE = 16_000
@@ -213,15 +213,15 @@ def crepe_activations(
     Frame ``i`` is centred on 16 kHz sample ``i * hop``. With ``frames`` (boolean ``[frames]``)
     only those frames go through the network; the others get all-zero activations.
     """
-    mono = to_mono(as_audio(audio))
-    audio16 = resample(mono[None], sample_rate, CREPE_SAMPLE_RATE)[0]
+    audio = as_audio(audio)
+    audio16 = mono_resampled(audio, sample_rate, CREPE_SAMPLE_RATE)
     hop = max(1, int(round(hop_seconds * CREPE_SAMPLE_RATE)))
     device = model.device if isinstance(model, OnnxCrepe) else next(model.parameters()).device
     n_frames = 1 + len(audio16) // hop
     padded = torch.nn.functional.pad(torch.from_numpy(audio16), (CREPE_WINDOW // 2, CREPE_WINDOW // 2))
     windows = padded.unfold(0, CREPE_WINDOW, hop)[:n_frames]  # a view: no copy
     todo = np.arange(n_frames) if frames is None else np.flatnonzero(frames[:n_frames])
-    total_seconds = len(mono) / sample_rate
+    total_seconds = audio.shape[-1] / sample_rate
     out = np.zeros((n_frames, 360), dtype=np.float32)
     bar = None
     if progress:
@@ -349,16 +349,33 @@ def _decode_strided(
     return f0, periodicity
 
 
-def frame_loudness_db(audio: np.ndarray, sample_rate: int, hop_seconds: float, n_frames: int) -> np.ndarray:
-    """RMS level in dBFS of 64 ms windows centred on each frame, ``[frames]``."""
-    mono = to_mono(as_audio(audio)).astype(np.float64)
+def mono_resampled(audio: "np.ndarray | DiskAudio", sample_rate: int, target_rate: int) -> np.ndarray:
+    """The channel mean of ``audio`` at ``target_rate``, ``[samples]`` float32 (resampled as a
+    stream, so a :class:`~singvc.audio.DiskAudio` is never read whole)."""
+    n = audio.shape[-1]
+    if sample_rate == target_rate:
+        return np.concatenate([to_mono(audio[:, a:b]) for a, b in blocks(n)]) if n else np.zeros(0, np.float32)
+    out = np.zeros((1, int(round(n * target_rate / sample_rate))), dtype=np.float32)
+    resample_into(lambda a, b: to_mono(audio[:, a:b])[None], n, sample_rate, out, target_rate)
+    return out[0]
+
+
+def frame_loudness_db(audio: np.ndarray, sample_rate: int, hop_seconds: float, n_frames: int,
+                      frames_per_block: int = 20_000) -> np.ndarray:
+    """RMS level in dBFS of 64 ms windows centred on each frame, ``[frames]`` (read block by block)."""
+    audio = as_audio(audio)
+    n = audio.shape[-1]
     hop = hop_seconds * sample_rate
     win = max(1, int(0.064 * sample_rate))
     centres = np.round(np.arange(n_frames) * hop).astype(np.int64)
-    csum = np.concatenate([[0.0], np.cumsum(mono**2)])
-    lo = np.clip(centres - win // 2, 0, len(mono))
-    hi = np.clip(centres + win // 2, 0, len(mono))
-    energy = (csum[hi] - csum[lo]) / np.maximum(hi - lo, 1)
+    lo = np.clip(centres - win // 2, 0, n)
+    hi = np.clip(centres + win // 2, 0, n)
+    energy = np.zeros(n_frames)
+    for f0, f1 in blocks(n_frames, frames_per_block):
+        a, b = int(lo[f0]), int(hi[f1 - 1])
+        mono = to_mono(audio[:, a:b]).astype(np.float64)
+        csum = np.concatenate([[0.0], np.cumsum(mono**2)])
+        energy[f0:f1] = (csum[hi[f0:f1] - a] - csum[lo[f0:f1] - a]) / np.maximum(hi[f0:f1] - lo[f0:f1], 1)
     return 10.0 * np.log10(np.maximum(energy, 1e-20))
 
 

@@ -37,10 +37,16 @@ from typing import Callable, ClassVar
 
 import numpy as np
 
-from .convert import PitchShiftConverter, _check_inputs, voiced_runs
+from .audio import DiskAudio, blocks
+from .convert import PitchShiftConverter, _check_inputs, copy_into, voiced_runs
 from .errors import UserInputError
 from .pitch import PitchTrack
-from .voice import GRID_HZ, STATS_PERIOD_MS, VoiceProfile, envelope_stats_frames, grid_interp
+from .voice import GRID_HZ, STATS_PERIOD_MS, VoiceProfile, envelope_floor, envelope_stats_frames, grid_interp
+
+#: the timbre fit analyses a song in pieces of this many seconds ...
+FIT_PIECE_SECONDS = 30.0
+#: ... each with this much audio on either side (wider than any CheapTrick/D4C window)
+FIT_CONTEXT_SECONDS = 0.5
 
 
 def _sample(shapes: np.ndarray, src_hz: np.ndarray) -> np.ndarray:
@@ -243,6 +249,7 @@ class DSPConverter(PitchShiftConverter):
         voice: object | None = None,
         progress: bool = False,
         callback: Callable[[dict], None] | None = None,
+        out: "np.ndarray | DiskAudio | None" = None,
     ) -> np.ndarray:
         """Transpose ``vocals`` by ``semitones`` and move its timbre toward ``voice``.
 
@@ -251,38 +258,54 @@ class DSPConverter(PitchShiftConverter):
             pitch: crepe track of ``vocals``.
             semitones: transposition of the melody.
             voice: a :class:`~singvc.voice.VoiceProfile`; ``None`` behaves like ``"pitch"``.
-            progress, callback: as :meth:`PitchShiftConverter.convert`.
+            progress, callback, out: as :meth:`PitchShiftConverter.convert`.
 
         Returns:
-            float32 ``[channels, samples]``, the shape of ``vocals``, sample-aligned.
+            float32 ``[channels, samples]`` (``out`` when given), the shape of ``vocals``, sample-aligned.
         """
         if voice is not None and not isinstance(voice, VoiceProfile):
             raise UserInputError(f"voice must be a singvc.voice.VoiceProfile (got {type(voice).__name__})")
         if voice is None or float(self.strength) == 0.0:
-            return super().convert(vocals, sample_rate, pitch, semitones, None, progress, callback)
+            return super().convert(vocals, sample_rate, pitch, semitones, None, progress, callback, out)
         audio = _check_inputs(vocals, sample_rate, pitch, semitones)
         sample_rate = int(sample_rate)
         runs = voiced_runs(pitch, audio.shape[-1], sample_rate)
         if not runs:
-            return audio.copy()
+            return copy_into(audio, out)
         tmap = self.fit(audio, sample_rate, pitch, voice)
         self.last_map = tmap
         transform = self._make_transform(tmap)
         return self._render(audio, sample_rate, pitch, runs, 2.0 ** (float(semitones) / 12.0), transform,
-                            progress, callback)
+                            progress, callback, out)
 
     def fit(self, audio: np.ndarray, sample_rate: int, pitch: PitchTrack, voice: VoiceProfile) -> TimbreMap:
-        """The song-wide :class:`TimbreMap` from the voiced frames of ``audio`` (channel mean)."""
-        x = audio.mean(axis=0, dtype=np.float64)
+        """The song-wide :class:`TimbreMap` from the voiced frames of ``audio`` (channel mean).
+
+        The song is analysed in pieces of ``FIT_PIECE_SECONDS`` (with context around each), so
+        memory does not grow with its length; every piece uses the song-wide analysis window.
+        """
+        n = audio.shape[-1]
         v = np.asarray(pitch.voiced, dtype=bool) & (np.asarray(pitch.f0) > 0)
         step = max(1, int(round(STATS_PERIOD_MS / 1000.0 / pitch.hop)))
         idx = np.flatnonzero(v)[::step]
         t = np.asarray(pitch.times, dtype=np.float64)[idx]
-        keep = t < len(x) / sample_rate
-        shapes, ap = envelope_stats_frames(x, sample_rate, t[keep], np.asarray(pitch.f0)[idx][keep],
-                                           aperiodicity=self.breathiness)
-        if ap is None:
-            ap = np.zeros_like(shapes)
+        keep = t < n / sample_rate
+        t, f0 = t[keep], np.asarray(pitch.f0, dtype=np.float64)[idx][keep]
+        floor = envelope_floor(f0)
+        piece, context = int(FIT_PIECE_SECONDS * sample_rate), int(FIT_CONTEXT_SECONDS * sample_rate)
+        shape_parts, ap_parts = [], []
+        for a, b in blocks(n, piece):
+            sel = (t >= a / sample_rate) & (t < b / sample_rate)
+            if not np.any(sel):
+                continue
+            lo, hi = max(0, a - context), min(n, b + context)
+            x = audio[:, lo:hi].mean(axis=0, dtype=np.float64)
+            sh, ap = envelope_stats_frames(x, sample_rate, t[sel] - lo / sample_rate, f0[sel],
+                                           aperiodicity=self.breathiness, f0_floor=floor)
+            shape_parts.append(sh)
+            ap_parts.append(ap if ap is not None else np.zeros_like(sh))
+        shapes = np.concatenate(shape_parts) if shape_parts else np.zeros((0, len(GRID_HZ)))
+        ap = np.concatenate(ap_parts) if ap_parts else np.zeros_like(shapes)
         warp_range = self.warp_range if self.warp is None else (float(self.warp), float(self.warp))
         tmap = fit_timbre_map(shapes, ap, voice, warp_range, warp_method=self.warp_method,
                               warp_prior=self.warp_prior)

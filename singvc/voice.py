@@ -153,6 +153,7 @@ class VoiceProfile:
 # -- analysis ---------------------------------------------------------------------------------
 def envelope_stats_frames(
     x: np.ndarray, sample_rate: int, times: np.ndarray, f0: np.ndarray, aperiodicity: bool = False,
+    f0_floor: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """CheapTrick envelope shapes (dB on :data:`GRID_HZ`, frame mean removed) at ``times``.
 
@@ -160,6 +161,8 @@ def envelope_stats_frames(
         x: mono float ``[samples]``.
         times, f0: frame times (s) and f0 (Hz, all > 0) of the frames to analyse.
         aperiodicity: also return D4C aperiodicity in dB on the grid.
+        f0_floor: the lowest f0 (Hz) the analysis window is sized for; default from ``f0`` (give
+            it when analysing a song piece by piece, so every piece uses the same window).
 
     Returns:
         ``(shapes [frames, grid], aperiodicity_db [frames, grid] or None)``.
@@ -169,7 +172,7 @@ def envelope_stats_frames(
     x = np.ascontiguousarray(x, dtype=np.float64)
     t = np.ascontiguousarray(times, dtype=np.float64)
     f = np.ascontiguousarray(f0, dtype=np.float64)
-    floor = float(min(71.0, max(30.0, 0.9 * f.min()))) if len(f) else 71.0
+    floor = f0_floor if f0_floor is not None else envelope_floor(f)
     fft_size = pyworld.get_cheaptrick_fft_size(sample_rate, floor)
     sp = pyworld.cheaptrick(x, f, t, sample_rate, fft_size=fft_size)
     freqs = np.arange(sp.shape[1]) * sample_rate / fft_size
@@ -181,6 +184,11 @@ def envelope_stats_frames(
         ap = pyworld.d4c(x, f, t, sample_rate, threshold=0.0, fft_size=fft_size)
         ap_db = grid_interp(10.0 * np.log10(np.maximum(ap, 1e-12)), freqs)
     return shapes, ap_db
+
+
+def envelope_floor(f0: np.ndarray) -> float:
+    """The CheapTrick f0 floor (Hz) for frames of ``f0``: 71 Hz, lower for lower voices (>= 30)."""
+    return float(min(71.0, max(30.0, 0.9 * np.min(f0)))) if len(f0) else 71.0
 
 
 def grid_interp(values: np.ndarray, freqs: np.ndarray) -> np.ndarray:

@@ -46,7 +46,7 @@ def test_no_partial_file_left_on_failure(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(sf, "write", broken)
+    monkeypatch.setattr(sf.SoundFile, "write", broken)  # the writer fails mid-file
     with pytest.raises(OutputError):
         save_audio(target, np.zeros((1, 10), np.float32), 44100)
     assert list(tmp_path.iterdir()) == []
