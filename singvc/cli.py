@@ -214,16 +214,17 @@ def cmd_cover(args: argparse.Namespace) -> int:
 
 
 def cmd_separate(args: argparse.Namespace) -> int:
-    from .audio import load_audio, save_audio
-    from .pipeline import staged_output
+    from .audio import save_audio
+    from .pipeline import load_input, scratch_folder, staged_output
 
     engine = _engine(args)
-    song, sample_rate = load_audio(args.song)
-    vocals, instrumental, _ = engine.separate(song, sample_rate)
     out = Path(args.output) if args.output else _default_dir(args.song, "stems")
-    with staged_output(out) as staging:
-        save_audio(staging / "vocals.wav", vocals, sample_rate, args.bit_depth)
-        save_audio(staging / "instrumental.wav", instrumental, sample_rate, args.bit_depth)
+    with scratch_folder(out) as scratch:  # the song and stems stream through disk: flat memory
+        song, sample_rate = load_input(args.song, scratch, "song")
+        vocals, instrumental, _ = engine.separate(song, sample_rate, scratch)
+        with staged_output(out) as staging:
+            save_audio(staging / "vocals.wav", vocals, sample_rate, args.bit_depth)
+            save_audio(staging / "instrumental.wav", instrumental, sample_rate, args.bit_depth)
     if not args.quiet:
         print(f"wrote {out}/vocals.wav and {out}/instrumental.wav")
     return 0

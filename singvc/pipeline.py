@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -593,13 +593,28 @@ def write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def load_stems(vocals_path: str | os.PathLike, instrumental_path: str | os.PathLike | None) -> tuple[np.ndarray, np.ndarray | None, int]:
+def load_input(path: str | os.PathLike, scratch: Path | None = None, name: str = "input") -> tuple[np.ndarray, int]:
+    """Read an audio file: into memory, or with a ``scratch`` folder block by block into a
+    :class:`~singvc.audio.DiskAudio` file there (``name.npy``)."""
+    if scratch is None:
+        return load_audio(path)
+    return load_audio_to_disk(path, _buffer_path(scratch, name))
+
+
+def load_stems(vocals_path: str | os.PathLike, instrumental_path: str | os.PathLike | None,
+               scratch: Path | None = None) -> tuple[np.ndarray, np.ndarray | None, int]:
     """Read user stems; the instrumental is resampled to the vocal's rate if needed."""
-    vocals, sample_rate = load_audio(vocals_path)
+    vocals, sample_rate = load_input(vocals_path, scratch, "vocals")
     instrumental = None
     if instrumental_path is not None:
-        instrumental, inst_rate = load_audio(instrumental_path)
-        instrumental = resample(instrumental, inst_rate, sample_rate)
+        instrumental, inst_rate = load_input(instrumental_path, scratch, "instrumental_input")
+        if inst_rate != sample_rate:
+            length = int(round(instrumental.shape[-1] * sample_rate / inst_rate))
+            resampled = new_like(instrumental, _buffer_path(scratch, "instrumental_resampled"),
+                                 (instrumental.shape[0], length))
+            resample_into(lambda a, b, x=instrumental: x[:, a:b], instrumental.shape[-1], inst_rate,
+                          resampled, sample_rate)
+            instrumental = resampled
     return vocals, instrumental, sample_rate
 
 
@@ -624,28 +639,33 @@ def cover_file(
     """
     engine = engine or Singvc()
     timer = _Timer()
-    with timer.stage("load"):
-        reference, reference_rate = (None, None)
-        if profile is None and voice_path is not None and is_profile_ref(voice_path):
-            profile = load_profile(voice_path)
-        elif profile is None and voice_path is not None:
-            reference, reference_rate = load_audio(voice_path, name=f"reference {voice_path}")
-            check_reference(reference, reference_rate, f"reference {voice_path}")
-        if vocals_path is not None:
-            vocals, instrumental, sample_rate = load_stems(vocals_path, instrumental_path)
-            song = None
-        else:
-            if song_path is None:
-                raise UserInputError("give a song, or --vocals (and --instrumental)")
-            song, sample_rate = load_audio(song_path)
-            vocals = instrumental = None
-    result = engine.cover(song, sample_rate, reference, reference_rate, vocals=vocals, instrumental=instrumental,
-                          keep_stems=daw, voice=profile)
-    inputs = {"song": str(song_path) if song_path else None, "voice": str(voice_path) if voice_path else None,
-              "vocals": str(vocals_path) if vocals_path else None,
-              "instrumental": str(instrumental_path) if instrumental_path else None}
-    return save_result(result, out_dir, engine.settings.bit_depth, daw=daw, title=Path(song_path or vocals_path).stem,
-                       inputs=inputs, timer=timer, extra_report=extra_report, stems=stems)
+    if song_path is None and vocals_path is None:
+        raise UserInputError("give a song, or --vocals (and --instrumental)")
+    # Without a DAW session, every full-length buffer lives in a working folder on disk and each
+    # stage streams through it: memory stays flat as songs get longer. The session writer works
+    # on whole arrays, so --daw keeps them in memory.
+    with (nullcontext(None) if daw else scratch_folder(out_dir)) as scratch:
+        with timer.stage("load"):
+            reference, reference_rate = (None, None)
+            if profile is None and voice_path is not None and is_profile_ref(voice_path):
+                profile = load_profile(voice_path)
+            elif profile is None and voice_path is not None:
+                reference, reference_rate = load_audio(voice_path, name=f"reference {voice_path}")
+                check_reference(reference, reference_rate, f"reference {voice_path}")
+            if vocals_path is not None:
+                vocals, instrumental, sample_rate = load_stems(vocals_path, instrumental_path, scratch)
+                song = None
+            else:
+                song, sample_rate = load_input(song_path, scratch, "song")
+                vocals = instrumental = None
+        result = engine.cover(song, sample_rate, reference, reference_rate, vocals=vocals,
+                              instrumental=instrumental, keep_stems=daw, voice=profile, scratch=scratch)
+        inputs = {"song": str(song_path) if song_path else None, "voice": str(voice_path) if voice_path else None,
+                  "vocals": str(vocals_path) if vocals_path else None,
+                  "instrumental": str(instrumental_path) if instrumental_path else None}
+        return save_result(result, out_dir, engine.settings.bit_depth, daw=daw,
+                           title=Path(song_path or vocals_path).stem, inputs=inputs, timer=timer,
+                           extra_report=extra_report, stems=stems)
 
 
 def save_result(

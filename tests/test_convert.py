@@ -380,3 +380,27 @@ def test_level_match_gain():
     assert gain.shape == x.shape
     np.testing.assert_allclose(gain[100:-100], 2.0, rtol=1e-6)
     assert level_match_gain(x, 1e-6 * x, 8000, max_gain_db=12.0).max() <= 10 ** (12 / 20) + 1e-9
+
+
+def test_crossfade_weight_stretch_equals_the_whole(tmp_path):
+    """Any stretch [start, stop) of the weight, computed alone, equals that stretch of the whole
+    weight, which is the running mean of the voiced mask over ``fade`` samples."""
+    from singvc.convert import crossfade_weight
+
+    rng = np.random.default_rng(4)
+    for _ in range(200):
+        n, fade = int(rng.integers(1, 600)), int(rng.integers(0, 40))
+        edges = np.sort(rng.integers(0, n + 1, size=2 * int(rng.integers(0, 5))))
+        runs = [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2]) if b > a]
+        mask = np.zeros(n)
+        for a, b in runs:
+            mask[a:b] = 1.0
+        if fade <= 1:
+            slow = mask
+        else:  # weight[k] = mean of mask[k - fade // 2 : k - fade // 2 + fade], zero outside
+            padded = np.concatenate([np.zeros(fade), mask, np.zeros(fade)])
+            slow = np.array([padded[fade + k - fade // 2: fade + k - fade // 2 + fade].mean() for k in range(n)])
+        whole = crossfade_weight(runs, n, fade)
+        np.testing.assert_allclose(whole, slow, atol=1e-12)
+        a = int(rng.integers(0, n)); b = int(rng.integers(a, n + 1))
+        np.testing.assert_array_equal(crossfade_weight(runs, n, fade, a, b), whole[a:b])

@@ -182,3 +182,34 @@ def test_fixed_warp_is_used_as_given(target):
     assert conv.last_map.ratio == pytest.approx(1.1)
     with pytest.raises(UserInputError, match="warp"):
         DSPConverter(warp=3.0)
+
+
+def test_fit_in_pieces_equals_fit_whole(target, monkeypatch):
+    """The song-wide timbre map does not depend on the pieces the song is analysed in."""
+    import singvc.timbre as timbre
+
+    x, track = vowel(4.0, 210.0, scale=0.9, rate=RATE, vib_cents=40.0)
+    whole = DSPConverter().fit(x, RATE, track, target)
+    monkeypatch.setattr(timbre, "FIT_PIECE_SECONDS", 0.7)
+    pieces = DSPConverter().fit(x, RATE, track, target)
+    assert pieces.ratio == whole.ratio
+    np.testing.assert_allclose(pieces.corrections, whole.corrections, atol=1e-6)
+    # D4C adds a tiny seeded noise whose sequence depends on the frames analysed before: ~0.01 dB
+    np.testing.assert_allclose(pieces.aperiodicity_shift, whole.aperiodicity_shift, atol=0.05)
+
+
+@pytest.mark.parametrize("semitones", [12.0, 0.0])
+def test_output_on_disk_equals_output_in_memory(tmp_path, target, semitones):
+    """Reading the vocal from and writing the result to DiskAudio files changes nothing."""
+    from singvc.audio import DiskAudio
+
+    x, track = with_gap(2.0)
+    x = np.repeat(x, 2, axis=0) * np.array([[1.0], [0.8]], dtype=np.float32)
+    mem = DSPConverter().convert(x, RATE, track, semitones, voice=target)
+    src = DiskAudio(tmp_path / f"in{semitones}.npy", shape=x.shape)
+    src[:, :] = x
+    out = DiskAudio(tmp_path / f"out{semitones}.npy", shape=x.shape)
+    got = DSPConverter().convert(src, RATE, track, semitones, voice=target, out=out)
+    assert got is out
+    np.testing.assert_array_equal(np.asarray(out), mem)
+    assert not np.array_equal(mem, x)
