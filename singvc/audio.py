@@ -8,6 +8,11 @@ Files are read with libsndfile (wav, flac, ogg/vorbis, opus, mp3, aiff, ...) at 
 from 8 to 192 kHz and any channel count. Files are written as WAV (24-bit PCM by default, 16-bit
 PCM or 32-bit float on request) to a temporary file beside the target, then renamed into place,
 so a crash or a full disk never leaves a half-written file under the final name.
+
+Long songs: :class:`DiskAudio` keeps float32 ``[channels, samples]`` in a ``.npy`` file and is
+read and written by time slice (``audio[:, a:b]``), so the stages can stream a song of any length
+through bounded memory; :func:`load_audio_to_disk` decodes into one, :func:`save_audio` writes
+block by block, :func:`resample_into` resamples as a stream.
 """
 from __future__ import annotations
 

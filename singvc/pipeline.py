@@ -519,16 +519,21 @@ def difference(a, b, path: Path | None = None):
     return out
 
 
+def _hidden_folder_beside(out_dir: Path, kind: str) -> Path:
+    """A new hidden folder ``.NAME.KIND-XXXX`` in ``out_dir``'s parent (created if needed)."""
+    parent = out_dir.absolute().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.{kind}-", dir=parent))
+    except OSError as exc:
+        raise OutputError(f"cannot create output folder {out_dir}: {exc.strerror}") from exc
+
+
 @contextmanager
 def scratch_folder(out_dir: str | os.PathLike) -> Iterator[Path]:
     """A hidden working folder beside ``out_dir`` (same disk as the outputs, never a RAM-backed
     /tmp) for a run's full-length buffers; deleted when the run ends, whatever happens."""
-    parent = Path(out_dir).absolute().parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        folder = Path(tempfile.mkdtemp(prefix=f".{Path(out_dir).name}.scratch-", dir=parent))
-    except OSError as exc:
-        raise OutputError(f"cannot create a working folder beside {out_dir}: {exc.strerror}") from exc
+    folder = _hidden_folder_beside(Path(out_dir), "scratch")
     try:
         yield folder
     finally:
@@ -564,12 +569,7 @@ def staged_output(out_dir: str | os.PathLike) -> Iterator[Path]:
     run leaves ``out_dir`` as it was.
     """
     out_dir = Path(out_dir)
-    parent = out_dir.absolute().parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=parent))
-    except OSError as exc:
-        raise OutputError(f"cannot create output folder {out_dir}: {exc.strerror}") from exc
+    staging = _hidden_folder_beside(out_dir, "partial")
     try:
         yield staging
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,11 @@
 """Source separation with Demucs: a mix in, vocals + instrumental (and all Demucs stems) out.
 
-Audio is float32 ``[channels, samples]`` at any ``sample_rate`` (Hz). The model runs at its own
-rate (44.1 kHz for the released models) on overlapping segments with a linear cross-fade
-(``demucs.apply.apply_model(split=True)``); the stems are resampled back to the input rate and
+Audio is float32 ``[channels, samples]`` at any ``sample_rate`` (Hz), as arrays or as
+:class:`~singvc.audio.DiskAudio` files. The model runs at its own rate (44.1 kHz for the released
+models) on overlapping segments with a linear cross-fade, the same segments, weights and order as
+``demucs.apply.apply_model(split=True)`` (same result), but as a stream: each stretch of output
+is written as soon as no later segment can touch it, so with a scratch folder memory does not
+grow with the song's length. The stems are resampled back to the input rate (as a stream too) and
 trimmed to the input length. The instrumental is ``mix - vocals`` at the input rate in float32,
 so ``vocals + instrumental`` reproduces the mix to float32 rounding (the null test).
 
@@ -47,7 +50,8 @@ class Separation:
     """Result of :func:`separate`.
 
     Attributes:
-        vocals, instrumental: float32 ``[channels, samples]``, the input's shape and rate;
+        vocals, instrumental: float32 ``[channels, samples]`` (arrays, or DiskAudio files when
+            separated with a scratch folder), the input's shape and rate;
             ``vocals + instrumental == mix`` to float32 rounding.
         stems: every Demucs source (``drums``, ``bass``, ``other``, ``vocals``, ...), each float32
             ``[channels, samples]`` at the input rate. ``stems["vocals"]`` is ``vocals``.
