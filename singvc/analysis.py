@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .audio import as_audio, check_finite, resample, to_mono
+from .audio import as_audio, check_finite, mono_resampled
 from .errors import InvalidAudioError
 
 #: analysis rate (librosa's default); long enough for chroma up to C8 and beat tracking
@@ -55,7 +55,7 @@ def _mono_at(audio: np.ndarray, sample_rate: int, name: str) -> np.ndarray:
     check_finite(audio, name)
     if audio.shape[-1] == 0:
         raise InvalidAudioError(f"{name} holds no samples (shape {audio.shape})")
-    return resample(to_mono(audio)[None], sample_rate, ANALYSIS_RATE)[0]
+    return mono_resampled(audio, sample_rate, ANALYSIS_RATE)  # a stream: DiskAudio is never read whole
 
 
 def estimate_tempo(audio: np.ndarray, sample_rate: int, default: float = 120.0) -> float:

@@ -203,6 +203,26 @@ def resample_into(read, n_samples: int, sample_rate: int, out, target_rate: int)
         out[:, pos:length] = 0.0
 
 
+def mono_resampled(audio: "np.ndarray | DiskAudio", sample_rate: int, target_rate: int) -> np.ndarray:
+    """The channel mean of ``audio`` at ``target_rate``, ``[samples]`` float32 (resampled as a
+    stream, so a :class:`~singvc.audio.DiskAudio` is never read whole)."""
+    n = audio.shape[-1]
+    if sample_rate == target_rate:
+        return np.concatenate([to_mono(audio[:, a:b]) for a, b in blocks(n)]) if n else np.zeros(0, np.float32)
+    out = np.zeros((1, int(round(n * target_rate / sample_rate))), dtype=np.float32)
+    resample_into(lambda a, b: to_mono(audio[:, a:b])[None], n, sample_rate, out, target_rate)
+    return out[0]
+
+
+def difference(a: "np.ndarray | DiskAudio", b: "np.ndarray | DiskAudio",
+               path: str | os.PathLike | None = None) -> "np.ndarray | DiskAudio":
+    """``a - b`` (same ``[channels, samples]``) block by block, into a DiskAudio at ``path`` or an array."""
+    out = new_like(a, path)
+    for start, stop in blocks(a.shape[-1]):
+        out[:, start:stop] = a[:, start:stop] - b[:, start:stop]
+    return out
+
+
 def fit_length(audio: np.ndarray, length: int) -> np.ndarray:
     """Trim or zero-pad ``[channels, samples]`` to exactly ``length`` samples."""
     if audio.shape[-1] >= length:
@@ -292,6 +312,8 @@ class DiskAudio:
         if not isinstance(key, tuple) or len(key) != 2:
             raise TypeError(f"DiskAudio takes [channels, start:stop] (got {key!r})")
         rows, cols = key
+        if rows is Ellipsis:
+            rows = slice(None)
         if isinstance(rows, (int, np.integer)):
             rows = slice(int(rows), int(rows) + 1 if rows != -1 else None)
         if not isinstance(rows, slice) or not isinstance(cols, slice) or cols.step not in (None, 1):

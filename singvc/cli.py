@@ -231,18 +231,20 @@ def cmd_separate(args: argparse.Namespace) -> int:
 
 
 def cmd_stems(args: argparse.Namespace) -> int:
-    from .audio import load_audio
+    from .pipeline import load_input, scratch_folder
     from .session import stems_session, write_session_folder
 
     engine = _engine(args)
-    song, sample_rate = load_audio(args.song)
-    separated, _ = engine.separate_all(song, sample_rate)
-    pitch = None if args.no_midi else engine.track(separated["vocals"], sample_rate)[0]
     out = Path(args.output) if args.output else _default_dir(args.song, "session")
     title = Path(args.song).stem
-    manifest = write_session_folder(
-        out, stems_session(song, sample_rate, separated, pitch, title=f"{title} (singvc stems)", name=title),
-        args.bit_depth)
+    with scratch_folder(out) as scratch:  # the song and stems stream through disk: flat memory
+        song, sample_rate = load_input(args.song, scratch, "song")
+        separated, _ = engine.separate_all(song, sample_rate, scratch)
+        pitch = None if args.no_midi else engine.track(separated["vocals"], sample_rate)[0]
+        manifest = write_session_folder(
+            out, stems_session(song, sample_rate, separated, pitch, title=f"{title} (singvc stems)", name=title,
+                               instrumental_path=scratch / "instrumental.npy"),
+            args.bit_depth)
     if not args.quiet:
         files = [s["file"] for s in manifest["stems"]] + [m["file"] for m in manifest["midi"]]
         print(f"{manifest['tempo_bpm']:g} BPM, {manifest['key']['name']}")

@@ -23,6 +23,9 @@ by name through :func:`get_converter`.
 from __future__ import annotations
 
 import math
+import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, ClassVar, Protocol, runtime_checkable
 
@@ -240,6 +243,8 @@ class PitchShiftConverter:
             0-semitone shift): the envelope change becomes a time-varying filter applied in the
             STFT domain (direct waveform modification), so the original excitation, breath noise
             and phase stay. Aperiodicity changes are not applied on that path.
+        workers: threads synthesising segments at once (WORLD releases the GIL); 0 = one per CPU
+            core (at most 4). The output is the same for any number.
     """
 
     name: ClassVar[str] = "pitch"
@@ -253,6 +258,7 @@ class PitchShiftConverter:
     match_level: bool = True
     max_gain_db: float = 12.0
     render: str = "world"
+    workers: int = 0
 
     def __post_init__(self) -> None:
         if not 1.0 <= self.frame_period <= 20.0:
@@ -273,6 +279,8 @@ class PitchShiftConverter:
             raise UserInputError(f"max_gain_db must be within 0-24 dB (got {self.max_gain_db})")
         if self.render not in ("world", "waveform"):
             raise UserInputError(f"render must be 'world' or 'waveform' (got {self.render!r})")
+        if not isinstance(self.workers, int) or self.workers < 0:
+            raise UserInputError(f"workers must be a whole number >= 0 (got {self.workers!r})")
         if self.chunk_seconds < 1.0:
             raise UserInputError(f"chunk_seconds must be at least 1 s (got {self.chunk_seconds})")
 
@@ -350,16 +358,23 @@ class PitchShiftConverter:
 
             bar = tqdm.tqdm(total=round(total, 2), unit="s", desc="convert", leave=False,
                             bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}]")
+        def synthesize(seg: tuple[int, int, list]) -> list[np.ndarray]:
+            lo, hi, seg_runs = seg
+            x = audio[:, lo:hi]
+            sources = x if self.per_channel else x.mean(axis=0, keepdims=True, dtype=np.float64).astype(np.float32)
+            return [self._shift_segment(src.astype(np.float64), sample_rate, lo, seg_runs, fade, vt, vlog,
+                                        ratio, f0_floor, transform) for src in sources]
+
+        # segments are synthesised on `workers` threads (WORLD releases the GIL) and blended into
+        # `out` one by one in order, so the result does not depend on the thread count
+        workers = self.workers or max(1, min(4, os.cpu_count() or 1))
+        pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
         try:
-            for lo, hi, seg_runs in segs:
+            for (lo, hi, _), ys in zip(segs, _in_order(pool, synthesize, segs, ahead=2 * workers)):
                 weight = crossfade_weight(runs, n, fade, lo, hi)
                 g_syn = np.sin(0.5 * np.pi * weight).astype(np.float32)
                 g_orig = np.cos(0.5 * np.pi * weight).astype(np.float32)
-                x = audio[:, lo:hi]
-                sources = x if self.per_channel else x.mean(axis=0, keepdims=True, dtype=np.float64).astype(np.float32)
-                for c, src in enumerate(sources):
-                    y = self._shift_segment(src.astype(np.float64), sample_rate, lo, seg_runs, fade, vt, vlog,
-                                            ratio, f0_floor, transform)
+                for c, y in enumerate(ys):
                     rows = slice(c, c + 1) if self.per_channel else slice(None)
                     # read back from out: segments longer than chunk_seconds may overlap
                     out[rows, lo:hi] = g_orig * out[rows, lo:hi].astype(np.float64) + g_syn * y
@@ -370,6 +385,8 @@ class PitchShiftConverter:
                 if callback is not None:
                     callback({"stage": "convert", "seconds_done": done, "seconds_total": total})
         finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
             if bar is not None:
                 bar.close()
         return out
@@ -436,6 +453,29 @@ class PitchShiftConverter:
             sp, ap = transform(sp, ap, f0, sample_rate)
         y = pyworld.synthesize(f0 * ratio, sp, ap, sample_rate, fp)
         return y[: len(x)] if len(y) >= len(x) else np.concatenate([y, np.zeros(len(x) - len(y))])
+
+
+def _in_order(pool: "ThreadPoolExecutor | None", fn: Callable, items: list, ahead: int):
+    """``fn(item)`` for each item, yielded in order; with a ``pool``, at most ``ahead`` items are
+    computed ahead of the one being consumed (bounded memory)."""
+    if pool is None:
+        yield from (fn(item) for item in items)
+        return
+    pending: deque = deque()
+    upcoming = iter(items)
+    for item in upcoming:
+        pending.append(pool.submit(fn, item))
+        if len(pending) >= ahead:
+            break
+    while pending:
+        result = pending.popleft().result()
+        item = next(upcoming, _END)
+        if item is not _END:
+            pending.append(pool.submit(fn, item))
+        yield result
+
+
+_END = object()
 
 
 def filter_by_envelopes(x: np.ndarray, sample_rate: int, sp: np.ndarray, new_sp: np.ndarray,

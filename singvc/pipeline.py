@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -24,7 +24,7 @@ import numpy as np
 
 from . import __version__
 from .audio import (
-    as_audio, blocks, check_finite, fit_length, load_audio, load_audio_to_disk, match_channels, new_like, peak_dbfs,
+    as_audio, blocks, check_finite, difference, fit_length, load_audio, load_audio_to_disk, match_channels, new_like, peak_dbfs,
     resample, resample_into, save_audio,
 )
 from .cache import Cache, audio_digest
@@ -511,14 +511,6 @@ def _buffer_path(scratch: Path | None, name: str) -> Path | None:
     return None if scratch is None else Path(scratch) / f"{name}.npy"
 
 
-def difference(a, b, path: Path | None = None):
-    """``a - b`` (same ``[channels, samples]``) block by block, into a DiskAudio at ``path`` or an array."""
-    out = new_like(a, path)
-    for start, stop in blocks(a.shape[-1]):
-        out[:, start:stop] = a[:, start:stop] - b[:, start:stop]
-    return out
-
-
 def _hidden_folder_beside(out_dir: Path, kind: str) -> Path:
     """A new hidden folder ``.NAME.KIND-XXXX`` in ``out_dir``'s parent (created if needed)."""
     parent = out_dir.absolute().parent
@@ -641,10 +633,9 @@ def cover_file(
     timer = _Timer()
     if song_path is None and vocals_path is None:
         raise UserInputError("give a song, or --vocals (and --instrumental)")
-    # Without a DAW session, every full-length buffer lives in a working folder on disk and each
-    # stage streams through it: memory stays flat as songs get longer. The session writer works
-    # on whole arrays, so --daw keeps them in memory.
-    with (nullcontext(None) if daw else scratch_folder(out_dir)) as scratch:
+    # every full-length buffer lives in a working folder on disk and each stage streams through
+    # it: memory stays flat as songs get longer
+    with scratch_folder(out_dir) as scratch:
         with timer.stage("load"):
             reference, reference_rate = (None, None)
             if profile is None and voice_path is not None and is_profile_ref(voice_path):

@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .audio import DiskAudio, as_audio, blocks, resample, resample_into, to_mono
+from .audio import DiskAudio, as_audio, blocks, mono_resampled, resample, to_mono
 from .errors import ModelNotFoundError, UserInputError
 
 CREPE_SAMPLE_RATE = 16_000
@@ -374,17 +374,6 @@ def _decode_strided(
     f0 = 10.0 * 2.0 ** (filled / 1200.0)
     periodicity = np.interp(idx, keep, per_k).astype(np.float32)
     return f0, periodicity
-
-
-def mono_resampled(audio: "np.ndarray | DiskAudio", sample_rate: int, target_rate: int) -> np.ndarray:
-    """The channel mean of ``audio`` at ``target_rate``, ``[samples]`` float32 (resampled as a
-    stream, so a :class:`~singvc.audio.DiskAudio` is never read whole)."""
-    n = audio.shape[-1]
-    if sample_rate == target_rate:
-        return np.concatenate([to_mono(audio[:, a:b]) for a, b in blocks(n)]) if n else np.zeros(0, np.float32)
-    out = np.zeros((1, int(round(n * target_rate / sample_rate))), dtype=np.float32)
-    resample_into(lambda a, b: to_mono(audio[:, a:b])[None], n, sample_rate, out, target_rate)
-    return out[0]
 
 
 def frame_loudness_db(audio: np.ndarray, sample_rate: int, hop_seconds: float, n_frames: int,

@@ -31,7 +31,7 @@ import numpy as np
 
 from . import __version__
 from .analysis import Key, estimate_key, estimate_tempo, transpose_key
-from .audio import as_audio, fit_length, peak_dbfs, save_audio
+from .audio import as_audio, difference, fit_length, peak_dbfs, save_audio
 from .errors import InvalidAudioError, OutputError
 from .loudness import integrated_loudness
 from .midi import PPQ, Melody, melody_from_track, melody_to_midi, save_midi
@@ -121,7 +121,8 @@ def write_session(folder: str | os.PathLike, session: Session, bit_depth: str = 
     length = max(a.shape[-1] for a in audios)
     if length == 0:
         raise InvalidAudioError("the session's stems hold no samples")
-    audios = [fit_length(a, length) for a in audios]
+    # stems of one run share their length; others are trimmed or padded (in memory)
+    audios = [a if a.shape[-1] == length else fit_length(np.asarray(a), length) for a in audios]
     seconds = length / rate
     name = _safe_name(session.name)
 
@@ -458,9 +459,11 @@ def stems_session(
     pitch: "PitchTrack | None" = None,
     title: str = "singvc stems",
     name: str = "session",
+    instrumental_path: str | os.PathLike | None = None,
 ) -> Session:
     """The session of a separation: every Demucs stem, the instrumental (muted), the song (muted),
-    and the vocal's melody when its pitch track is given."""
+    and the vocal's melody when its pitch track is given. ``instrumental_path``: a ``.npy`` file
+    to hold the instrumental (a :class:`~singvc.audio.DiskAudio`) instead of memory."""
     song = as_audio(song, "song")
     tempo, key = analyse(song, sample_rate)
     vocals = separated["vocals"]
@@ -468,7 +471,7 @@ def stems_session(
     for source in sorted(separated, key=_source_order):
         if source != "vocals":
             stems.append(Stem(source, source.capitalize(), separated[source], source=source))
-    stems.append(Stem("instrumental", "Instrumental", song - vocals, muted=True))
+    stems.append(Stem("instrumental", "Instrumental", difference(song, vocals, instrumental_path), muted=True))
     stems.append(Stem("mix", "Song", song, muted=True))
     melodies = []
     if pitch is not None:

@@ -213,3 +213,20 @@ def test_output_on_disk_equals_output_in_memory(tmp_path, target, semitones):
     assert got is out
     np.testing.assert_array_equal(np.asarray(out), mem)
     assert not np.array_equal(mem, x)
+
+
+def test_output_does_not_depend_on_the_thread_count(target):
+    """Segments synthesised on several threads are blended in order: the same output as one thread
+    (WORLD's noise excitation keeps its random state per call), breathy segments included."""
+    x, track = vowel(4.0, 190.0, rate=RATE, vib_cents=30.0)
+    x = x + 0.05 * np.random.default_rng(1).standard_normal(x.shape).astype(np.float32)  # breathy
+    voiced = np.ones(len(track), bool)
+    for a in (0.9, 1.9, 2.9):  # four voiced runs -> four segments with chunk_seconds=1
+        voiced[(track.times >= a) & (track.times < a + 0.1)] = False
+    track = PitchTrack(times=track.times, f0=track.f0, periodicity=track.periodicity, voiced=voiced, hop=HOP)
+    one = DSPConverter(workers=1, chunk_seconds=1.0).convert(x, RATE, track, 7.0, voice=target)
+    for workers in (2, 3):
+        np.testing.assert_array_equal(DSPConverter(workers=workers, chunk_seconds=1.0).convert(
+            x, RATE, track, 7.0, voice=target), one)
+    with pytest.raises(UserInputError):
+        DSPConverter(workers=-1)
