@@ -158,11 +158,18 @@ def save_audio(
                           subtype=SUBTYPES[bit_depth], format="WAV") as fh:
             for start, stop in blocks(audio.shape[1]):  # block by block: bounded memory for any length
                 fh.write(np.ascontiguousarray(audio[:, start:stop].T))
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; give it the usual mode
         os.replace(tmp, path)
     except Exception as exc:
         Path(tmp).unlink(missing_ok=True)
         raise OutputError(f"cannot write {path}: {exc}") from exc
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def to_mono(audio: np.ndarray) -> np.ndarray:

@@ -105,3 +105,16 @@ def test_helpers():
     x = np.sin(2 * np.pi * 440 * np.arange(48000) / 48000).astype(np.float32)[None]
     y = resample(x, 48000, 16000)
     assert y.shape == (1, 16000) and y.dtype == np.float32
+
+
+def test_written_files_get_the_usual_mode(tmp_path):
+    """Not the private 0600 of the temporary file: a DAW under another account can open it."""
+    import os
+    import stat
+
+    mask = os.umask(0o022)
+    try:
+        path = save_audio(tmp_path / "out.wav", np.zeros((1, 10), np.float32), 44100)
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
