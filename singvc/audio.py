@@ -303,11 +303,6 @@ class DiskAudio:
             self.shape = (int(file_shape[0]), int(file_shape[1]))
         self._fd = os.open(self.path, os.O_RDWR if writable else os.O_RDONLY)
 
-    @classmethod
-    def like(cls, path: str | os.PathLike, audio: "np.ndarray | DiskAudio") -> "DiskAudio":
-        """A new zero-filled file of ``audio``'s shape."""
-        return cls(path, shape=tuple(audio.shape))
-
     def __len__(self) -> int:
         return self.shape[0]
 
@@ -364,17 +359,10 @@ class DiskAudio:
         return f"DiskAudio({str(self.path)!r}, shape={self.shape})"
 
 
-AudioLike = "np.ndarray | DiskAudio"
-
-
 def blocks(n_samples: int, block: int = BLOCK) -> Iterator[tuple[int, int]]:
     """``(start, stop)`` sample ranges of at most ``block`` samples covering ``[0, n_samples)``."""
     for start in range(0, n_samples, block):
         yield start, min(n_samples, start + block)
-
-
-def is_disk(audio: object) -> bool:
-    return isinstance(audio, DiskAudio)
 
 
 def new_like(audio: "np.ndarray | DiskAudio", path: str | os.PathLike | None = None,

@@ -25,7 +25,7 @@ import numpy as np
 from . import __version__
 from .audio import (
     as_audio, blocks, check_finite, difference, fit_length, load_audio, load_audio_to_disk, match_channels, new_like, peak_dbfs,
-    resample, resample_into, save_audio,
+    resample_into, save_audio,
 )
 from .cache import Cache, audio_digest
 from .convert import get_converter
@@ -261,8 +261,7 @@ class Singvc:
         if (cached is not None and "vocals" in cached and cached["vocals"].shape == mix.shape
                 and (not every_stem or len(cached) > 1)):
             stems = cached if every_stem else {"vocals": cached["vocals"]}
-            return ({k: v for k, v in stems.items()} if scratch is not None
-                    else {k: np.asarray(v) for k, v in stems.items()}), True
+            return (dict(stems) if scratch is not None else {k: np.asarray(v) for k, v in stems.items()}), True
         separator = Separator(self.separator_model, device=self.settings.device)
         result = separator.separate(mix, sample_rate, progress=self.progress, callback=self.callback,
                                     scratch=scratch)
@@ -430,7 +429,7 @@ class Singvc:
         with timer.stage("convert"):
             converter = get_converter(s.converter, **({"strength": s.strength, "render": s.render}
                                                       if s.converter == "dsp" else {}))
-            out = new_like(vocals, _buffer_path(scratch, "vocals_converted"))
+            out = None if s.converter == "none" else new_like(vocals, _buffer_path(scratch, "vocals_converted"))
             if s.converter == "none":
                 converted = vocals
             elif s.converter == "dsp":
@@ -439,8 +438,8 @@ class Singvc:
             else:
                 converted = converter.convert(vocals, sample_rate, track, plan.semitones, progress=self.progress,
                                               out=out)
-            if converted.shape != vocals.shape:
-                raise OutputError(f"converter {s.converter!r} returned shape {converted.shape} for {vocals.shape}")
+            if converted.shape != vocals.shape:  # a converter that returned its own array of another length
+                converted = fit_length(as_audio(np.asarray(converted), "converted vocal"), vocals.shape[-1])
             if not plan.keeps_key and s.converter != "none":
                 if s.shift_instrumental:  # librosa's phase vocoder works on whole arrays
                     instrumental = shift_instrumental(np.asarray(instrumental), sample_rate, plan.semitones)

@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .audio import DiskAudio, as_audio, blocks, mono_resampled, resample, to_mono
+from .audio import as_audio, blocks, mono_resampled, to_mono
 from .errors import ModelNotFoundError, UserInputError
 
 CREPE_SAMPLE_RATE = 16_000
