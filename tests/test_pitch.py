@@ -105,9 +105,10 @@ def test_skipping_quiet_frames_changes_nothing_voiced(tiny_crepe):
     b = track_pitch(x, sample_rate, tiny_crepe, skip_silence=True)
     assert len(a) == len(b) and np.array_equal(a.voiced, b.voiced)
     # the Viterbi path may differ on the last frames before a silence (it sees other activations
-    # there), by less than a bin; everywhere else the result is identical
+    # there), by less than a bin; everywhere else the result is the same up to float rounding
+    # (the network sees other batches, which may take other BLAS kernels: ~1e-6 cents)
     diff = np.abs(1200 * np.log2(a.f0 / b.f0))[a.voiced]
-    assert np.mean(diff == 0) > 0.95 and diff.max() < 20
+    assert np.mean(diff < 1e-3) > 0.95 and diff.max() < 20
     assert not b.voiced[(b.times > 0.75) & (b.times < 1.45)].any()
 
 
