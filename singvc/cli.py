@@ -135,6 +135,14 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-windows", action="store_true", help="skip the 5 s drift windows")
     _add_common(p)
 
+    p = sub.add_parser("cache", help="show the cache of separation and pitch results, prune it to a size, or clear it")
+    p.add_argument("action", nargs="?", choices=("info", "prune", "clear"), default="info",
+                   help="info (default): location, entries and size; prune: remove the least recently used "
+                        "entries down to the limit; clear: remove everything")
+    p.add_argument("--max-gb", type=float, metavar="GB",
+                   help="size limit in GB for prune (default: $SINGVC_CACHE_MAX_GB or 20)")
+    p.add_argument("--cache-dir", metavar="DIR", help="the cache folder (default: $SINGVC_CACHE_DIR or ~/.cache/singvc)")
+
     p = sub.add_parser("run", help="run a recipe (recipes/*.toml): a cover, a vocal feature or DAW stems; "
                                    "with --songs, a batch of songs")
     p.add_argument("recipe", metavar="RECIPE", help="a recipe .toml file (see recipes/)")
@@ -368,6 +376,31 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cache(args: argparse.Namespace) -> int:
+    from .cache import KINDS, Cache
+
+    if args.max_gb is not None and not args.max_gb >= 0:
+        raise UserInputError(f"--max-gb must be >= 0 (got {args.max_gb})")
+    max_bytes = None if args.max_gb is None else int(args.max_gb * 1e9)
+    cache = Cache(args.cache_dir, max_bytes=max_bytes)
+    if args.action == "clear":
+        removed, freed = cache.clear()
+        print(f"removed {removed} entries ({freed / 1e9:.2f} GB) from {cache.root}")
+        return 0
+    if args.action == "prune":
+        removed, freed = cache.prune()
+        print(f"removed {removed} entries ({freed / 1e9:.2f} GB); {cache.size() / 1e9:.2f} GB left "
+              f"(limit {cache.max_bytes / 1e9:g} GB)")
+        return 0
+    entries = cache.entries()
+    print(f"{cache.root}: {sum(e[2] for e in entries) / 1e9:.2f} GB in {len(entries)} entries "
+          f"(limit {cache.max_bytes / 1e9:g} GB, least recently used removed first)")
+    for kind in KINDS:
+        mine = [e for e in entries if e[1] == kind]
+        print(f"  {kind}: {len(mine)} entries, {sum(e[2] for e in mine) / 1e9:.2f} GB")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .cache import Cache
     from .recipe import build_engine, list_songs, load_recipe, run_batch, run_recipe
@@ -408,7 +441,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"cover": cmd_cover, "separate": cmd_separate, "stems": cmd_stems, "pitch": cmd_pitch, "plan": cmd_plan, "voice": cmd_voice, "eval": cmd_eval,
-            "run": cmd_run}
+            "run": cmd_run, "cache": cmd_cache}
 
 
 def _apply_preset(parser: argparse.ArgumentParser, args: argparse.Namespace,
