@@ -24,7 +24,7 @@ import numpy as np
 
 from . import __version__
 from .audio import (
-    as_audio, blocks, check_finite, difference, fit_length, load_audio, load_audio_to_disk, match_channels, new_like, peak_dbfs,
+    DiskAudio, as_audio, blocks, check_finite, difference, fit_length, load_audio, load_audio_to_disk, match_channels, new_like, peak_dbfs,
     resample_into, save_audio,
 )
 from .cache import Cache, audio_digest
@@ -441,9 +441,9 @@ class Singvc:
             if converted.shape != vocals.shape:  # a converter that returned its own array of another length
                 converted = fit_length(as_audio(np.asarray(converted), "converted vocal"), vocals.shape[-1])
             if not plan.keeps_key and s.converter != "none":
-                if s.shift_instrumental:  # librosa's phase vocoder works on whole arrays
-                    instrumental = shift_instrumental(np.asarray(instrumental), sample_rate, plan.semitones)
-                    separated = {k: v if k == "vocals" else shift_instrumental(np.asarray(v), sample_rate, plan.semitones)
+                if s.shift_instrumental:  # a phase-vocoder key change, streamed
+                    instrumental = _key_shifted(instrumental, sample_rate, plan.semitones, scratch, "instrumental")
+                    separated = {k: v if k == "vocals" else _key_shifted(v, sample_rate, plan.semitones, scratch, k)
                                  for k, v in separated.items()}
                 else:
                     warnings.append(
@@ -531,12 +531,14 @@ def scratch_folder(out_dir: str | os.PathLike) -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def shift_instrumental(audio: np.ndarray, sample_rate: int, semitones: float) -> np.ndarray:
-    """Pitch-shift ``[channels, samples]`` by ``semitones`` keeping its length (librosa phase vocoder)."""
-    import librosa
+def _key_shifted(audio: "np.ndarray | DiskAudio", sample_rate: int, semitones: float, scratch: Path | None,
+                 name: str) -> "np.ndarray | DiskAudio":
+    """``audio`` transposed by ``semitones`` (:func:`singvc.keyshift.pitch_shift`), into a new
+    buffer in ``scratch`` (or memory)."""
+    from .keyshift import pitch_shift
 
-    out = np.stack([librosa.effects.pitch_shift(ch, sr=sample_rate, n_steps=semitones) for ch in audio])
-    return fit_length(out.astype(np.float32), audio.shape[-1])
+    out = new_like(audio, _buffer_path(scratch, f"{name}_shifted"))
+    return pitch_shift(audio, sample_rate, semitones, out=out, scratch_path=_buffer_path(scratch, f"{name}_stretched"))
 
 
 def cover(

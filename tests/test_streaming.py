@@ -21,13 +21,15 @@ def engine(tiny_crepe):
                   pitch_model=tiny_crepe)
 
 
-@pytest.mark.parametrize("separation", [True, False])
-def test_cover_through_disk_equals_cover_in_memory(tmp_path, engine, separation):
+@pytest.mark.parametrize("separation, key_change", [(True, False), (False, False), (True, True)])
+def test_cover_through_disk_equals_cover_in_memory(tmp_path, engine, separation, key_change):
     song = synth_song(3.0, seed=2)
     song_path, voice_path = tmp_path / "song.wav", tmp_path / "voice.wav"
     sf.write(str(song_path), song.T, SONG_RATE, subtype="FLOAT")
     write_voice_clip(voice_path)
     run = engine.with_settings(separation=separation)
+    if key_change:  # the instrumental is transposed too, through the working folder
+        run = run.with_settings(transpose=3.0, shift_instrumental=True)
     report = cover_file(song_path, tmp_path / "out", voice_path, engine=run)
     reference, reference_rate = load_audio(voice_path)
     mem = run.cover(song, SONG_RATE, reference, reference_rate)
@@ -37,6 +39,7 @@ def test_cover_through_disk_equals_cover_in_memory(tmp_path, engine, separation)
         np.testing.assert_array_equal(written, audio, err_msg=name)
     assert report["shift_semitones"] == mem.report["shift_semitones"]
     assert report["loudness"] == mem.report["loudness"]
+    assert report["plan"]["keeps_key"] is (not key_change)
     # no working folder left beside the outputs
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "song.wav", "voice.wav"]
 
