@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from . import __version__
+from .audio import blocks, new_like
 from .errors import UserInputError
 from .loudness import integrated_loudness, remix, true_peak_dbtp
 from .pitch import PitchTrack
@@ -126,19 +129,25 @@ def snap_boundary(t: float, pauses: list[tuple[float, float]], radius: float, fa
     return (best[0], True) if best is not None else (t, False)
 
 
-def section_weight(n_samples: int, start: int, end: int, fade: int) -> np.ndarray:
+def section_weight(n_samples: int, start: int, end: int, fade: int,
+                   window: tuple[int, int] | None = None) -> np.ndarray:
     """Weight ``[n_samples]`` that is 1 on ``[start, end)``, 0 outside, with raised-cosine ramps of
     ``fade`` samples centred on each boundary (a ramp at 0 or ``n_samples`` is skipped). Adjacent
-    sections' weights sum to exactly 1 across a shared boundary."""
-    w = np.zeros(n_samples, np.float64)
-    w[max(start, 0): min(end, n_samples)] = 1.0
+    sections' weights sum to exactly 1 across a shared boundary. With ``window=(a, b)`` only
+    samples ``a <= i < b`` are made (the same values as ``section_weight(...)[a:b]``)."""
+    a0, b0 = window if window is not None else (0, n_samples)
+    w = np.zeros(b0 - a0, np.float64)
+    lo, hi = max(start, 0, a0), min(end, n_samples, b0)
+    if hi > lo:
+        w[lo - a0:hi - a0] = 1.0
     if fade > 1:
         ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(fade) + 0.5) / fade)
         for edge, shape in ((start, ramp), (end, ramp[::-1])):
             if 0 < edge < n_samples:
                 a = edge - fade // 2
-                lo, hi = max(a, 0), min(a + fade, n_samples)
-                w[lo:hi] = shape[lo - a: hi - a]
+                lo, hi = max(a, 0, a0), min(a + fade, n_samples, b0)
+                if hi > lo:
+                    w[lo - a0:hi - a0] = shape[lo - a: hi - a]
     return w.astype(np.float32)
 
 
@@ -255,6 +264,7 @@ def render_feature(
     instrumental: np.ndarray | None = None,
     options: FeatureOptions | None = None,
     keep_stems: bool = False,
+    scratch: Path | None = None,
 ):
     """Render a vocal feature; returns a :class:`~singvc.pipeline.CoverResult` whose
     ``vocals_converted`` is the assembled lead (every section in its voice) and whose report lists
@@ -262,10 +272,13 @@ def render_feature(
 
     Args:
         engine: a :class:`~singvc.pipeline.Singvc` (models, cache, base settings).
-        song: the full mix ``[channels, samples]`` (or ``vocals`` + ``instrumental`` stems).
+        song: the full mix ``[channels, samples]`` (or ``vocals`` + ``instrumental`` stems), arrays
+            or :class:`~singvc.audio.DiskAudio`.
         sections: the sections; voice names refer to ``voices`` or are ``"original"``.
+        scratch: a working folder: every full-length buffer is then a DiskAudio file there and
+            the song is assembled block by block (bounded memory), with the same result.
     """
-    from .pipeline import CoverResult, _num, _Timer, run_report
+    from .pipeline import CoverResult, _buffer_path, _num, _Timer, run_report
 
     options = options or FeatureOptions()
     s = engine.settings
@@ -276,7 +289,7 @@ def render_feature(
                                  f"{ORIGINAL})")
     with timer.stage("separation"):
         song, vocals, instrumental, separated, source, _ = engine.resolve_input(
-            song, sample_rate, vocals, instrumental, keep_stems)
+            song, sample_rate, vocals, instrumental, keep_stems, scratch)
     n = song.shape[-1]
     seconds = n / sample_rate
     with timer.stage("pitch"):
@@ -286,13 +299,12 @@ def render_feature(
     plans: dict[tuple[str, float | None], RangePlan] = {}
     fade = max(2, int(round(options.crossfade_ms / 1000 * sample_rate)))
     margin = fade + int(0.05 * sample_rate)
-    assembled = np.zeros_like(vocals)
-    covered = np.zeros(n, np.float32)
+    assembled = new_like(vocals, _buffer_path(scratch, "vocals_converted"))
+    spans: list[tuple[int, int, int, int]] = []  # (lo, hi, a, b) of every converted section
     warnings: list[str] = []
     described = []
-    for sec in placed:
+    for number, sec in enumerate(placed):
         a, b = (int(round(t * sample_rate)) for t in sec.placed)
-        weight = section_weight(n, a, b, fade)
         info = {"voice": sec.voice, "asked": sec.time or f"phrases {sec.phrases}",
                 "start": round(sec.start, 3), "end": round(sec.end, 3), "placed": list(sec.placed),
                 "snapped_to_pause": list(sec.snapped), "layer": sec.layer}
@@ -313,30 +325,46 @@ def render_feature(
         strength = next(x for x in (sec.strength, spec.strength, s.strength) if x is not None)
         sub = engine.with_settings(transpose=plan.semitones, target_range=None, strength=float(strength),
                                    separation=False)
+        sub_scratch = None if scratch is None else Path(scratch) / f"section{number}"
         with timer.stage("convert"):
-            part = sub.cover(None, sample_rate, vocals=vocals[:, lo:hi], voice=spec.profile)
+            if sub_scratch is None:
+                section_vocals = vocals[:, lo:hi]
+            else:
+                sub_scratch.mkdir()
+                section_vocals = new_like(vocals, sub_scratch / "input.npy", shape=(vocals.shape[0], hi - lo))
+                for p, q in blocks(hi - lo):
+                    section_vocals[:, p:q] = vocals[:, lo + p:lo + q]
+            part = sub.cover(None, sample_rate, vocals=section_vocals, voice=spec.profile, scratch=sub_scratch)
         converted = part.vocals_converted
         warnings += [f"section {sec.voice} {info['asked']}: {w}" for w in part.report["warnings"]
                      if "out of the instrumental's key" in w or "voiced audio" in w]
-        if sec.layer == "replace":
-            layered = converted
-        else:
-            layered = place(converted, sec.level_db, sec.pan) + place(vocals[:, lo:hi], sec.original_level_db,
-                                                                       sec.original_pan)
-        w = weight[lo:hi]
-        assembled[:, lo:hi] += w * layered
-        covered[lo:hi] += w
+        for p, q in blocks(hi - lo):
+            layered = converted[:, p:q]
+            if sec.layer != "replace":
+                layered = (place(layered, sec.level_db, sec.pan)
+                           + place(vocals[:, lo + p:lo + q], sec.original_level_db, sec.original_pan))
+            w = section_weight(n, a, b, fade, window=(lo + p, lo + q))
+            assembled[:, lo + p:lo + q] = assembled[:, lo + p:lo + q] + w * layered
+        spans.append((lo, hi, a, b))
+        if sub_scratch is not None:
+            del part, converted, section_vocals
+            shutil.rmtree(sub_scratch, ignore_errors=True)
         described.append({**info, "semitones": plan.semitones, "strength": float(strength),
                           **({"level_db": sec.level_db, "pan": sec.pan, "original_level_db": sec.original_level_db,
                               "original_pan": sec.original_pan} if sec.layer != "replace" else {})})
     if any(sec.pan or sec.original_pan for sec in placed) and vocals.shape[0] != 2:
         warnings.append("pan is ignored on a mono song")
-    assembled += (1.0 - np.clip(covered, 0.0, 1.0)) * vocals
-    assembled = assembled.astype(np.float32)
+    for p, q in blocks(n):  # the original singer wherever no section covers the song fully
+        covered = np.zeros(q - p, np.float32)
+        for lo, hi, a, b in spans:
+            if lo < q and hi > p:
+                covered[max(lo, p) - p:min(hi, q) - p] += section_weight(n, a, b, fade, window=(max(lo, p), min(hi, q)))
+        assembled[:, p:q] = assembled[:, p:q] + (1.0 - np.clip(covered, 0.0, 1.0)) * vocals[:, p:q]
 
     with timer.stage("loudness_remix"):
         mix, mix_info = remix(assembled, instrumental, sample_rate, s.ceiling_dbtp,
-                              input_true_peak_dbtp=true_peak_dbtp(song, sample_rate))
+                              input_true_peak_dbtp=true_peak_dbtp(song, sample_rate),
+                              out=new_like(vocals, _buffer_path(scratch, "mix")))
     main_plan = next(iter(plans.values()), None) or plan_transposition(track, None, transpose=0.0)
     report = {
         "singvc": __version__,

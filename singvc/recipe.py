@@ -482,9 +482,8 @@ def run_recipe(recipe: Recipe, engine=None, out_dir: str | os.PathLike | None = 
                song: str | os.PathLike | None = None, voices: dict | None = None) -> dict:
     """Execute one recipe (``song`` replaces ``input.song``); writes ``out_dir`` (default
     ``output.dir``) atomically and returns the report, which records the recipe and its hashes."""
-    from .audio import load_audio
     from .feature import FeatureOptions, Section, render_feature
-    from .pipeline import _Timer, cover_file, load_stems, save_result
+    from .pipeline import _Timer, cover_file, load_input, load_stems, save_result, scratch_folder
 
     engine = engine or build_engine(recipe)
     out_dir = Path(out_dir) if out_dir is not None else recipe.output_dir()
@@ -509,25 +508,28 @@ def run_recipe(recipe: Recipe, engine=None, out_dir: str | os.PathLike | None = 
                           vocals_path=vocals_path, instrumental_path=instrumental_path, daw=daw,
                           profile=main.profile if main else None, extra_report={"recipe": record}, stems=stems)
 
-    timer = _Timer()
-    with timer.stage("load"):
-        if vocals_path is not None:
-            vocals, instrumental, sample_rate = load_stems(vocals_path, instrumental_path)
-            mix = None
-        else:
-            mix, sample_rate = load_audio(song_path)
-            vocals = instrumental = None
     feature = recipe.data["feature"]
     sections = [Section(**{k: (str(v) if k == "phrases" else v) for k, v in sec.items()}) for sec in feature["sections"]]
     options = FeatureOptions(**{k: float(v) for k, v in feature.items() if k != "sections"})
-    result = render_feature(engine, mix, sample_rate, sections, {k: v for k, v in voices.items() if k != "main"},
-                            vocals=vocals, instrumental=instrumental, options=options, keep_stems=daw)
-    inputs = {"song": str(song_path) if vocals_path is None else None,
-              "vocals": str(vocals_path) if vocals_path else None,
-              "instrumental": str(instrumental_path) if instrumental_path else None,
-              "voices": {k: recipe.get(f"voices.{k}.ref") for k in recipe.get("voices", {})}}
-    return save_result(result, out_dir, engine.settings.bit_depth, daw=daw, title=(song_path or vocals_path).stem,
-                       inputs=inputs, timer=timer, extra_report={"recipe": record}, stems=stems, midi=False)
+    timer = _Timer()
+    # full-length buffers live in a working folder beside the output, as for a cover
+    with scratch_folder(out_dir) as scratch:
+        with timer.stage("load"):
+            if vocals_path is not None:
+                vocals, instrumental, sample_rate = load_stems(vocals_path, instrumental_path, scratch)
+                mix = None
+            else:
+                mix, sample_rate = load_input(song_path, scratch, "song")
+                vocals = instrumental = None
+        result = render_feature(engine, mix, sample_rate, sections, {k: v for k, v in voices.items() if k != "main"},
+                                vocals=vocals, instrumental=instrumental, options=options, keep_stems=daw,
+                                scratch=scratch)
+        inputs = {"song": str(song_path) if vocals_path is None else None,
+                  "vocals": str(vocals_path) if vocals_path else None,
+                  "instrumental": str(instrumental_path) if instrumental_path else None,
+                  "voices": {k: recipe.get(f"voices.{k}.ref") for k in recipe.get("voices", {})}}
+        return save_result(result, out_dir, engine.settings.bit_depth, daw=daw, title=(song_path or vocals_path).stem,
+                           inputs=inputs, timer=timer, extra_report={"recipe": record}, stems=stems, midi=False)
 
 
 # -- batches -----------------------------------------------------------------------------------
