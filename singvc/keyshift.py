@@ -18,7 +18,7 @@ import os
 import numpy as np
 import scipy.signal
 
-from .audio import DiskAudio, new_like, resample_into
+from .audio import DiskAudio, blocks, new_like, resample_into
 
 #: STFT size and hop (librosa's defaults for pitch_shift)
 N_FFT = 2048
@@ -51,8 +51,8 @@ def pitch_shift(
         out = np.zeros((channels, n), dtype=np.float32)
     rate = 2.0 ** (-float(semitones) / 12.0)
     if semitones == 0 or n == 0:
-        for a in range(0, n, 1 << 20):
-            out[:, a:a + (1 << 20)] = audio[:, a:a + (1 << 20)]
+        for a, b in blocks(n):
+            out[:, a:b] = audio[:, a:b]
         return out
     stretched = new_like(audio, scratch_path, shape=(channels, int(round(n / rate))))
     time_stretch_into(audio, rate, stretched)
