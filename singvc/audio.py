@@ -365,6 +365,14 @@ def blocks(n_samples: int, block: int = BLOCK) -> Iterator[tuple[int, int]]:
         yield start, min(n_samples, start + block)
 
 
+def copy_into(audio: "np.ndarray | DiskAudio", out: "np.ndarray | DiskAudio | None" = None) -> np.ndarray:
+    """``audio`` copied block by block into ``out`` (default a new float32 array); returns ``out``."""
+    out = out if out is not None else np.empty(audio.shape, dtype=np.float32)
+    for a, b in blocks(audio.shape[-1]):
+        out[:, a:b] = audio[:, a:b]
+    return out
+
+
 def new_like(audio: "np.ndarray | DiskAudio", path: str | os.PathLike | None = None,
              shape: tuple[int, int] | None = None) -> "np.ndarray | DiskAudio":
     """A zero-filled float32 buffer of ``shape`` (default ``audio``'s): on disk at ``path`` when

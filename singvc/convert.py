@@ -31,7 +31,7 @@ from typing import Callable, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from .audio import DiskAudio, as_audio, blocks, check_finite
+from .audio import DiskAudio, as_audio, check_finite, copy_into
 from .errors import InvalidAudioError, UserInputError
 from .pitch import PitchTrack
 
@@ -115,14 +115,6 @@ class BypassConverter:
         audio = as_audio(vocals, "vocals")
         check_finite(audio, "vocals")
         return copy_into(audio, out)
-
-
-def copy_into(audio: "np.ndarray | DiskAudio", out: "np.ndarray | DiskAudio | None" = None) -> np.ndarray:
-    """``audio`` copied block by block into ``out`` (default a new float32 array); returns ``out``."""
-    out = out if out is not None else np.empty(audio.shape, dtype=np.float32)
-    for a, b in blocks(audio.shape[-1]):
-        out[:, a:b] = audio[:, a:b]
-    return out
 
 
 def voiced_runs(pitch: PitchTrack, n_samples: int, sample_rate: int) -> list[tuple[int, int]]:

@@ -18,7 +18,7 @@ import os
 import numpy as np
 import scipy.signal
 
-from .audio import DiskAudio, blocks, new_like, resample_into
+from .audio import DiskAudio, copy_into, new_like, resample_into
 
 #: STFT size and hop (librosa's defaults for pitch_shift)
 N_FFT = 2048
@@ -47,13 +47,11 @@ def pitch_shift(
         float32 ``[channels, samples]``: ``out`` when given.
     """
     channels, n = audio.shape
+    if semitones == 0 or n == 0:
+        return copy_into(audio, out)
     if out is None:
         out = np.zeros((channels, n), dtype=np.float32)
     rate = 2.0 ** (-float(semitones) / 12.0)
-    if semitones == 0 or n == 0:
-        for a, b in blocks(n):
-            out[:, a:b] = audio[:, a:b]
-        return out
     stretched = new_like(audio, scratch_path, shape=(channels, int(round(n / rate))))
     time_stretch_into(audio, rate, stretched)
     resample_into(lambda a, b: stretched[:, a:b], stretched.shape[-1], sample_rate / rate, out, sample_rate)
@@ -71,6 +69,7 @@ def time_stretch_into(audio: "np.ndarray | DiskAudio", rate: float, out: "np.nda
     n_frames = 1 + n // HOP  # librosa's centred STFT
     n_out = math.ceil(n_frames / rate)  # len(np.arange(0, n_frames, rate))
     window = scipy.signal.get_window("hann", N_FFT, fftbins=True)
+    window_sq = window ** 2
     advance = HOP * np.linspace(0.0, np.pi, N_FFT // 2 + 1)  # expected phase advance per hop (rad)
     half = N_FFT // 2
     phase = None  # [channels, bins] float64: the accumulator before the next output frame
@@ -83,7 +82,7 @@ def time_stretch_into(audio: "np.ndarray | DiskAudio", rate: float, out: "np.nda
         idx = steps.astype(np.int64)
         alpha = steps - idx
         j0, j1 = int(idx[0]), int(idx[-1]) + 2
-        spec = _stft_frames(audio, j0, min(j1, n_frames))  # [channels, bins, frames]
+        spec = _stft_frames(audio, j0, min(j1, n_frames), window)  # [channels, bins, frames]
         if spec.shape[-1] < j1 - j0:  # librosa pads two zero columns past the end
             spec = np.concatenate([spec, np.zeros(spec.shape[:2] + (j1 - j0 - spec.shape[-1],), spec.dtype)], -1)
         c0, c1 = spec[..., idx - j0], spec[..., idx + 1 - j0]
@@ -106,7 +105,7 @@ def time_stretch_into(audio: "np.ndarray | DiskAudio", rate: float, out: "np.nda
         norm[:N_FFT - HOP] += tail_norm
         for k in range(count):
             acc[:, k * HOP:k * HOP + N_FFT] += frames[..., k]
-            norm[k * HOP:k * HOP + N_FFT] += window ** 2
+            norm[k * HOP:k * HOP + N_FFT] += window_sq
         final = span if t1 == n_out else count * HOP
         tail, tail_norm = acc[:, final:final + N_FFT - HOP].copy(), norm[final:final + N_FFT - HOP].copy()
         y, w = acc[:, :final], norm[:final]
@@ -122,9 +121,9 @@ def time_stretch_into(audio: "np.ndarray | DiskAudio", rate: float, out: "np.nda
         out[:, written:length] = 0.0
 
 
-def _stft_frames(audio: "np.ndarray | DiskAudio", j0: int, j1: int) -> np.ndarray:
-    """Centred STFT frames ``j0 <= j < j1`` of ``audio`` (zero padding outside the signal),
-    ``[channels, N_FFT // 2 + 1, j1 - j0]`` complex128."""
+def _stft_frames(audio: "np.ndarray | DiskAudio", j0: int, j1: int, window: np.ndarray) -> np.ndarray:
+    """Centred STFT frames ``j0 <= j < j1`` of ``audio`` (zero padding outside the signal, ``window``
+    of ``N_FFT`` samples), ``[channels, N_FFT // 2 + 1, j1 - j0]`` complex128."""
     channels, n = audio.shape
     half = N_FFT // 2
     a, b = j0 * HOP - half, (j1 - 1) * HOP + half  # padded-signal span of those frames
@@ -133,5 +132,4 @@ def _stft_frames(audio: "np.ndarray | DiskAudio", j0: int, j1: int) -> np.ndarra
     if hi > lo:
         seg[:, lo - a:hi - a] = audio[:, lo:hi]
     frames = np.lib.stride_tricks.sliding_window_view(seg, N_FFT, axis=-1)[:, ::HOP]  # [ch, frames, N_FFT]
-    window = scipy.signal.get_window("hann", N_FFT, fftbins=True)
     return np.fft.rfft(frames * window, axis=-1).transpose(0, 2, 1)

@@ -611,6 +611,18 @@ def load_stems(vocals_path: str | os.PathLike, instrumental_path: str | os.PathL
     return vocals, instrumental, sample_rate
 
 
+def load_song_or_stems(song_path: str | os.PathLike | None, vocals_path: str | os.PathLike | None,
+                       instrumental_path: str | os.PathLike | None, scratch: Path | None = None,
+                       ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None, int]:
+    """A job's audio input as ``(song, vocals, instrumental, sample_rate)``: the user's stems when
+    ``vocals_path`` is given (``song`` None), else the song (``vocals``, ``instrumental`` None)."""
+    if vocals_path is not None:
+        vocals, instrumental, sample_rate = load_stems(vocals_path, instrumental_path, scratch)
+        return None, vocals, instrumental, sample_rate
+    song, sample_rate = load_input(song_path, scratch, "song")
+    return song, None, None, sample_rate
+
+
 def cover_file(
     song_path: str | os.PathLike | None,
     out_dir: str | os.PathLike,
@@ -644,12 +656,8 @@ def cover_file(
             elif profile is None and voice_path is not None:
                 reference, reference_rate = load_audio(voice_path, name=f"reference {voice_path}")
                 check_reference(reference, reference_rate, f"reference {voice_path}")
-            if vocals_path is not None:
-                vocals, instrumental, sample_rate = load_stems(vocals_path, instrumental_path, scratch)
-                song = None
-            else:
-                song, sample_rate = load_input(song_path, scratch, "song")
-                vocals = instrumental = None
+            song, vocals, instrumental, sample_rate = load_song_or_stems(song_path, vocals_path,
+                                                                         instrumental_path, scratch)
         result = engine.cover(song, sample_rate, reference, reference_rate, vocals=vocals,
                               instrumental=instrumental, keep_stems=daw, voice=profile, scratch=scratch)
         inputs = {"song": str(song_path) if song_path else None, "voice": str(voice_path) if voice_path else None,

@@ -483,7 +483,7 @@ def run_recipe(recipe: Recipe, engine=None, out_dir: str | os.PathLike | None = 
     """Execute one recipe (``song`` replaces ``input.song``); writes ``out_dir`` (default
     ``output.dir``) atomically and returns the report, which records the recipe and its hashes."""
     from .feature import FeatureOptions, Section, render_feature
-    from .pipeline import _Timer, cover_file, load_input, load_stems, save_result, scratch_folder
+    from .pipeline import _Timer, cover_file, load_song_or_stems, save_result, scratch_folder
 
     engine = engine or build_engine(recipe)
     out_dir = Path(out_dir) if out_dir is not None else recipe.output_dir()
@@ -515,12 +515,8 @@ def run_recipe(recipe: Recipe, engine=None, out_dir: str | os.PathLike | None = 
     # full-length buffers live in a working folder beside the output, as for a cover
     with scratch_folder(out_dir) as scratch:
         with timer.stage("load"):
-            if vocals_path is not None:
-                vocals, instrumental, sample_rate = load_stems(vocals_path, instrumental_path, scratch)
-                mix = None
-            else:
-                mix, sample_rate = load_input(song_path, scratch, "song")
-                vocals = instrumental = None
+            mix, vocals, instrumental, sample_rate = load_song_or_stems(song_path, vocals_path,
+                                                                        instrumental_path, scratch)
         result = render_feature(engine, mix, sample_rate, sections, {k: v for k, v in voices.items() if k != "main"},
                                 vocals=vocals, instrumental=instrumental, options=options, keep_stems=daw,
                                 scratch=scratch)

@@ -37,8 +37,8 @@ from typing import Callable, ClassVar
 
 import numpy as np
 
-from .audio import DiskAudio, blocks
-from .convert import PitchShiftConverter, _check_inputs, copy_into, voiced_runs
+from .audio import DiskAudio, blocks, copy_into
+from .convert import PitchShiftConverter, _check_inputs, voiced_runs
 from .errors import UserInputError
 from .pitch import PitchTrack
 from .voice import GRID_HZ, STATS_PERIOD_MS, VoiceProfile, envelope_floor, envelope_stats_frames, grid_interp
