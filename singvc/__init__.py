@@ -13,6 +13,7 @@ from .errors import (  # noqa: E402
     OutputError,
     PlanError,
     SingvcError,
+    SingvcWarning,
     UserInputError,
     WeightsUnavailableError,
 )
@@ -22,7 +23,7 @@ from .plan import RangePlan, Register, parse_range, plan_transposition  # noqa: 
 
 __all__ = [
     "__version__", "Singvc", "CoverSettings", "CoverResult", "cover", "cover_file", "load_audio", "save_audio", "PitchTrack", "load_pitch_model", "track_pitch",
-    "RangePlan", "Register", "parse_range", "plan_transposition", "SingvcError", "UserInputError",
+    "RangePlan", "Register", "parse_range", "plan_transposition", "SingvcError", "SingvcWarning", "UserInputError",
     "AudioLoadError", "InvalidAudioError", "InvalidReferenceError", "ModelNotFoundError",
     "WeightsUnavailableError", "PlanError", "OutputError",
 ]

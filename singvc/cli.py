@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 
 from . import __version__
-from .errors import SingvcError, UserInputError
+from .errors import SingvcError, SingvcWarning, UserInputError
 
 PITCH_MODELS = ("full", "tiny")
 CONVERTER_NAMES = ("dsp", "pitch", "none")
@@ -471,8 +471,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = get_parser()
     args = parser.parse_args(argv)
     debug = bool(os.environ.get("SINGVC_DEBUG"))
-    if not debug:
-        warnings.filterwarnings("ignore")
+    with warnings.catch_warnings():
+        if not debug:
+            warnings.filterwarnings("ignore")
+        warnings.filterwarnings("always", category=SingvcWarning)
+        warnings.showwarning = _show_warning
+        return _run(parser, args, argv, debug)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Library warnings as one line each on stderr (others only with SINGVC_DEBUG)."""
+    text = " ".join(str(message).split())
+    prefix = "singvc: warning" if issubclass(category, SingvcWarning) else f"{category.__name__}"
+    print(f"{prefix}: {text}", file=sys.stderr)
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str] | None, debug: bool) -> int:
     try:
         if getattr(args, "preset", None):
             args = _apply_preset(parser, args, argv)

@@ -48,3 +48,9 @@ class OutputError(SingvcError):
     """An output file or folder cannot be written."""
 
     exit_code = 4
+
+
+class SingvcWarning(UserWarning):
+    """Something the user should know that does not stop the run (a damaged cache entry
+    recomputed, a truncated file read, headroom gain applied). The library issues it with
+    :func:`warnings.warn`; the CLI prints each as one line ``singvc: warning: ...``."""
