@@ -54,9 +54,23 @@ def _add_plan(p: argparse.ArgumentParser) -> None:
                    help="allow any whole-semitone shift (default: whole octaves only, staying in key)")
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: singvc's version, the torch stack's versions and one line on whether they fit."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from .doctor import check_stack, describe
+
+        print("\n".join(describe(check_stack())))
+        parser.exit(0)
+
+
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="singvc", description="Singing voice conversion for music production.")
-    parser.add_argument("--version", action="version", version=f"singvc {__version__}")
+    parser.add_argument("--version", action=_VersionAction,
+                        help="print the versions of singvc and its torch stack, and whether they fit together")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("cover", help="convert the lead vocal of a song into a target voice's register and remix")
@@ -135,6 +149,12 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-windows", action="store_true", help="skip the 5 s drift windows")
     _add_common(p)
 
+    p = sub.add_parser("doctor", help="check the install: versions of the torch stack, whether torch and torchaudio "
+                                      "load together, crepe and Demucs weights, the cache folder")
+    p.add_argument("--separator-model", default="htdemucs", metavar="NAME",
+                   help="the Demucs model whose weights to look for. Default: htdemucs")
+    p.add_argument("--cache-dir", metavar="DIR", help="the cache folder (default: $SINGVC_CACHE_DIR or ~/.cache/singvc)")
+
     p = sub.add_parser("cache", help="show the cache of separation and pitch results, prune it to a size, or clear it")
     p.add_argument("action", nargs="?", choices=("info", "prune", "clear"), default="info",
                    help="info (default): location, entries and size; prune: remove the least recently used "
@@ -163,8 +183,10 @@ def get_parser() -> argparse.ArgumentParser:
 
 def _engine(args: argparse.Namespace, **overrides):
     from .cache import Cache
+    from .doctor import require_stack
     from .pipeline import CoverSettings, Singvc
 
+    require_stack()  # a torch/torchaudio pair that does not load: one line now, not after the first stage
     device = args.device
     if device == "auto":
         import torch
@@ -401,10 +423,40 @@ def cmd_cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Versions and load test of the torch stack, then what a first run will need; exit 3 when broken."""
+    from .doctor import check_stack, describe
+
+    report = check_stack()
+    for line in describe(report):
+        print(line)
+    if not report.loads:
+        return 3
+    from .cache import Cache
+    from .pitch import PITCH_MODELS, crepe_weights
+    from .separate import cached_weights
+
+    for name in PITCH_MODELS:
+        path = crepe_weights(name)
+        print(f"crepe {name} weights: {'ok, ' + str(path) if path.is_file() else 'MISSING: ' + str(path)}")
+    try:
+        where = cached_weights(args.separator_model)
+    except SingvcError as exc:
+        where, note = None, str(exc)
+    else:
+        note = ("not on this machine yet: fetched on the first separation (needs internet; offline, see README, "
+                "'Separation weights', or use --no-separation / --vocals)")
+    print(f"Demucs {args.separator_model} weights: {'ok, ' + where if where else note}")
+    print(f"cache folder: {Cache(args.cache_dir).root}")
+    return 0 if all(crepe_weights(n).is_file() for n in PITCH_MODELS) else 3
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .cache import Cache
+    from .doctor import require_stack
     from .recipe import build_engine, list_songs, load_recipe, run_batch, run_recipe
 
+    require_stack()
     recipe = load_recipe(args.recipe, args.overrides)
     songs = list_songs(args.songs) if args.songs else None
     engine = build_engine(recipe, Cache(args.cache_dir, enabled=not args.no_cache),
@@ -441,7 +493,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"cover": cmd_cover, "separate": cmd_separate, "stems": cmd_stems, "pitch": cmd_pitch, "plan": cmd_plan, "voice": cmd_voice, "eval": cmd_eval,
-            "run": cmd_run, "cache": cmd_cache}
+            "run": cmd_run, "cache": cmd_cache, "doctor": cmd_doctor}
 
 
 def _apply_preset(parser: argparse.ArgumentParser, args: argparse.Namespace,

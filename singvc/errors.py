@@ -44,6 +44,12 @@ class WeightsUnavailableError(ModelNotFoundError):
     """Model weights are neither cached nor reachable (offline machine)."""
 
 
+class InstallError(SingvcError):
+    """The installed packages do not work together (e.g. a torchaudio built for another torch)."""
+
+    exit_code = 3
+
+
 class OutputError(SingvcError):
     """An output file or folder cannot be written."""
 

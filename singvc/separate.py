@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from .audio import DiskAudio, as_audio, blocks, check_finite, fit_length, new_like, resample, resample_into
+from .doctor import require_stack
 from .errors import InvalidAudioError, ModelNotFoundError, UserInputError, WeightsUnavailableError
 
 DEFAULT_MODEL = "htdemucs"
@@ -101,6 +102,16 @@ def checkpoint_urls(name: str) -> list[str]:
         f"unknown separator model {name!r}; known models: {', '.join(known_models())}"
         " (or pass a folder of NAME.th files as --separator-repo DIR)"
     )
+
+
+def cached_weights(name: str = DEFAULT_MODEL) -> str | None:
+    """Where ``name``'s weights already lie on this machine (torch.hub or HuggingFace cache), or None
+    (then they are downloaded on first use, which needs internet)."""
+    urls = checkpoint_urls(name)
+    if all((hub_checkpoint_dir() / _file_name(u)).is_file() for u in urls):
+        return str(hub_checkpoint_dir())
+    files = _hf_cached_files(name)
+    return str(Path(files[0]).parent) if files else None
 
 
 def hub_checkpoint_dir() -> Path:
@@ -271,6 +282,7 @@ def load_separator_model(name: str = DEFAULT_MODEL, repo: Path | None = None, ti
             fails; raised within ``timeout`` (+ about a second) when offline. The message is one
             line naming the checkpoint files and where to put them.
     """
+    require_stack()  # a torchaudio that does not load with this torch: one clear error, now
     if repo is not None:
         return _finish(_load_from_repo(name, Path(repo)), name)
     if name == "demucs_unittest":  # demucs' own untrained test model: no weights needed
