@@ -70,6 +70,17 @@ def _path(text: str) -> str:
     return text
 
 
+def _target_range(text: str) -> str:
+    """An argparse ``type`` for ``--target-range``: read now (notes or Hz, within C0-C9), kept as text."""
+    from .plan import parse_range
+
+    try:
+        parse_range(text)
+    except UserInputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def _gigabytes(text: str) -> float:
     try:
         value = float(text)
@@ -108,7 +119,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 def _add_plan(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("range plan")
-    g.add_argument("--target-range", metavar="LOW-HIGH",
+    g.add_argument("--target-range", type=_target_range, metavar="LOW-HIGH",
                    help="target register as notes (C3-A4) or Hz (130-440), instead of measuring --voice")
     g.add_argument("--transpose", type=_setting("transpose"), metavar="N",
                    help="shift by N semitones (-36 to 36), overriding the plan")

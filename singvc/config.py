@@ -43,7 +43,7 @@ def _toml_load(path: Path) -> dict:
 def load_preset(name_or_path: str | os.PathLike) -> dict:
     """The ``[settings]`` of a preset, checked against :class:`CoverSettings`' fields, types,
     choices and ranges (the recipes' schema: :data:`singvc.recipe.CHOICES`, :data:`singvc.recipe.RANGES`)."""
-    from .recipe import _check, _settings_schema, key_line
+    from .recipe import _check, _check_texts, _settings_schema, key_line
 
     path = Path(name_or_path)
     if not (path.suffix == ".toml" and path.exists()):
@@ -65,4 +65,5 @@ def load_preset(name_or_path: str | os.PathLike) -> dict:
         raise UserInputError(f"{path}:{line}: {message}" if line else f"{path}: {message}")
 
     _check(settings, _settings_schema(), "", fail)
+    _check_texts({"settings": settings}, lambda dotted, message: fail(dotted.split(".", 1)[1], message))
     return dict(settings)

@@ -79,6 +79,8 @@ class CoverSettings:
             value = getattr(self, name, None)
             if value is not None and range_error(name, value):
                 raise UserInputError(f"setting {name} {range_error(name, value)}")
+        if self.target_range is not None:
+            parse_range(self.target_range)
 
 
 @dataclass

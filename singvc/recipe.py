@@ -444,8 +444,32 @@ def parse_recipe(text: str, where: str = "recipe", base_dir: Path | None = None,
                                            f"section {i}: unknown voice {name!r} (add [voices.{name}] or use \"original\")")
     if data.get("input", {}).get("instrumental") and not data.get("input", {}).get("vocals"):
         _fail_at(where, text, applied)("input.instrumental", "'input.instrumental' needs 'input.vocals'")
+    _check_texts(data, _fail_at(where, text, applied))
     return Recipe(data=data, base_dir=(base_dir or Path.cwd()).absolute(),
                   text_sha256=hashlib.sha256(text.encode()).hexdigest(), overrides=list(overrides or []))
+
+
+def _check_texts(data: dict, fail) -> None:
+    """Values written as text that hold numbers (ranges, section times, phrase numbers), read now
+    rather than when the stage runs (after separation and pitch tracking)."""
+    from .feature import parse_phrase_range, parse_time_range
+    from .plan import parse_range
+
+    tables = {"voice": data.get("voice", {}), "settings": data.get("settings", {}),
+              **{f"voices.{k}": v for k, v in data.get("voices", {}).items()}}
+    for prefix, table in tables.items():
+        if table.get("target_range") is not None:
+            try:
+                parse_range(table["target_range"])
+            except UserInputError as exc:
+                fail(f"{prefix}.target_range", f"'{prefix}.target_range': {exc}")
+    for i, sec in enumerate(data.get("feature", {}).get("sections", []), 1):
+        for key, parse in (("time", parse_time_range), ("phrases", parse_phrase_range)):
+            if key in sec:
+                try:
+                    parse(sec[key])
+                except UserInputError as exc:
+                    fail(f"feature.sections[{i}].{key}", f"'feature.sections[{i}].{key}': {exc}")
 
 
 def load_recipe(path: str | os.PathLike, overrides: list[str] | None = None) -> Recipe:
