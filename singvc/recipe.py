@@ -12,7 +12,7 @@ Format (every table optional; relative paths are relative to the recipe file's f
 
     [voice]                             # the target voice of a cover
     ref = "librispeech-198"             # a clip (3-60 s) or a voice profile (name or .json)
-    transpose = 12                      # or target_range = "C3-A4"; plan_mode = "key-lock" | "free"
+    transpose = 12                      # -36..36; or target_range = "C3-A4"; plan_mode = "key-lock" | "free"
     strength = 0.8                      # dsp converter strength, 0..1
 
     [voices.alice]                      # named voices of a feature (same keys as [voice])
@@ -39,8 +39,9 @@ Format (every table optional; relative paths are relative to the recipe file's f
     daw = false                         # also a DAW session folder (as --daw)
 
 Precedence: CoverSettings defaults < preset < ``[settings]`` < ``[voice]`` / ``[input]`` keys <
-``--set key=value``. Unknown keys and wrong types raise :class:`~singvc.errors.UserInputError`
-naming the key and its line. The report (``report.json``) records the effective recipe, its hash
+``--set key=value``. Unknown keys, wrong types, values outside their choices (:data:`CHOICES`) or
+ranges (:data:`RANGES`; NaN and infinities included) and unreadable ranges, times or phrase numbers
+raise :class:`~singvc.errors.UserInputError` naming the key and its line, before any audio work. The report (``report.json``) records the effective recipe, its hash
 and the hash of the input file; a batch uses both to skip songs already done.
 """
 from __future__ import annotations
