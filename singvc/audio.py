@@ -17,8 +17,10 @@ block by block, :func:`resample_into` resamples as a stream.
 from __future__ import annotations
 
 import os
+import struct
 import sys
 import tempfile
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -26,7 +28,7 @@ from typing import Iterator
 import numpy as np
 import soundfile as sf
 
-from .errors import AudioLoadError, InvalidAudioError, OutputError
+from .errors import AudioLoadError, InvalidAudioError, OutputError, SingvcWarning
 
 MIN_SAMPLE_RATE = 8_000
 MAX_SAMPLE_RATE = 192_000
@@ -100,6 +102,64 @@ def _check_file(path: Path, label: str) -> None:
         raise AudioLoadError(f"{label}: file is empty")
 
 
+def declared_frames(path: str | os.PathLike) -> int | None:
+    """The number of frames a WAV (RIFF/RIFX) or AIFF/AIFC header declares, or ``None`` (another
+    format, a streaming header with no size, or a header too damaged to tell). libsndfile silently
+    reads only what the file holds, so this is what a truncated file is recognised by."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+            if len(head) < 12:
+                return None
+            if head[:4] in (b"RIFF", b"RIFX", b"RF64") and head[8:12] == b"WAVE":
+                order, block_align, big_size = ("<" if head[:4] != b"RIFX" else ">"), 0, None
+                while True:
+                    chunk = fh.read(8)
+                    if len(chunk) < 8:
+                        return None
+                    kind, size = chunk[:4], struct.unpack(order + "I", chunk[4:])[0]
+                    if kind == b"fmt ":
+                        fmt = fh.read(min(size, 16))
+                        if len(fmt) < 14:
+                            return None
+                        block_align = struct.unpack(order + "H", fmt[12:14])[0]
+                        fh.seek(size - len(fmt) + (size & 1), os.SEEK_CUR)
+                    elif kind == b"ds64":  # RF64: the 64-bit sizes
+                        ds64 = fh.read(min(size, 24))
+                        if len(ds64) >= 16:
+                            big_size = struct.unpack("<Q", ds64[8:16])[0]
+                        fh.seek(size - len(ds64) + (size & 1), os.SEEK_CUR)
+                    elif kind == b"data":
+                        if size == 0xFFFFFFFF and big_size is not None:
+                            size = big_size
+                        # 0 / 0xFFFFFFFF: written by a stream that never went back to fill in the size
+                        return size // block_align if block_align and size not in (0, 0xFFFFFFFF) else None
+                    else:
+                        fh.seek(size + (size & 1), os.SEEK_CUR)
+            if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+                while True:
+                    chunk = fh.read(8)
+                    if len(chunk) < 8:
+                        return None
+                    kind, size = chunk[:4], struct.unpack(">I", chunk[4:])[0]
+                    if kind == b"COMM":
+                        comm = fh.read(6)
+                        return struct.unpack(">I", comm[2:6])[0] if len(comm) == 6 else None
+                    fh.seek(size + (size & 1), os.SEEK_CUR)
+    except OSError:
+        return None
+    return None
+
+
+def _warn_if_truncated(path: Path, label: str, frames: int, sample_rate: int) -> None:
+    """Warn (:class:`SingvcWarning`) when ``path``'s header declares more frames than were decoded."""
+    declared = declared_frames(path)
+    if declared is not None and declared > frames:
+        warnings.warn(f"{label} is truncated: its header declares {declared / sample_rate:.2f} s but the file "
+                      f"holds {frames / sample_rate:.2f} s ({(declared - frames) / sample_rate:.2f} s missing); "
+                      "using what is there", SingvcWarning, stacklevel=3)
+
+
 def load_audio(path: str | os.PathLike, name: str | None = None) -> tuple[np.ndarray, int]:
     """Read an audio file.
 
@@ -126,6 +186,7 @@ def load_audio(path: str | os.PathLike, name: str | None = None) -> tuple[np.nda
         raise InvalidAudioError(f"{label}: holds no samples")
     audio = np.ascontiguousarray(data.T)
     check_finite(audio, label)
+    _warn_if_truncated(path, label, audio.shape[-1], int(sample_rate))
     return audio, int(sample_rate)
 
 
@@ -426,6 +487,7 @@ def load_audio_to_disk(path: str | os.PathLike, out_path: str | os.PathLike,
                 raise InvalidAudioError(f"{label}: holds no samples")
             if bad:
                 raise InvalidAudioError(f"{label} contains {bad} NaN or infinite samples")
+            _warn_if_truncated(path, label, total, sample_rate)
             out = DiskAudio(out_path, shape=(fh.channels, total))
             pos = 0
             for part in parts:

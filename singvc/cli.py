@@ -12,31 +12,102 @@ import sys
 import warnings
 from pathlib import Path
 
-from . import __version__
 from .errors import SingvcError, SingvcWarning, UserInputError
 
 PITCH_MODELS = ("full", "tiny")
 CONVERTER_NAMES = ("dsp", "pitch", "none")
 
 
+class _UsageError(Exception):
+    """A command-line argument error (argparse), reported by :func:`main` as one line, exit 2."""
+
+    def __init__(self, message: str, prog: str) -> None:
+        super().__init__(message)
+        self.prog = prog
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but an argument error raises :class:`_UsageError` instead of printing the usage
+    and exiting (subcommand parsers are made with the same class)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise _UsageError(message, self.prog)
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        args, extras = self.parse_known_args(args, namespace)
+        if extras:  # point to the help of the command they were given to
+            command = " ".join(v for v in (getattr(args, "command", None), getattr(args, "voice_command", None)) if v)
+            raise _UsageError(f"unrecognized arguments: {' '.join(extras)}", f"{self.prog} {command}".strip())
+        return args
+
+
+def _setting(key: str):
+    """An argparse ``type`` for the numeric setting ``key``: parsed and checked against its range
+    (:data:`singvc.recipe.RANGES`) when the command line is read, before any work."""
+    from .recipe import RANGES, range_error
+
+    integer = all(isinstance(v, int) for v in RANGES[key])
+
+    def parse(text: str):
+        try:
+            value = int(text) if integer else float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {'an integer' if integer else 'a number'} (got {text!r})") from None
+        problem = range_error(key, value)
+        if problem:
+            raise argparse.ArgumentTypeError(problem.replace(f"(got {value!r})", f"(got {text})"))
+        return value
+
+    parse.__name__ = key
+    return parse
+
+
+def _path(text: str) -> str:
+    """An argparse ``type`` for a file or folder: an empty string would mean the working directory."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty (give a path)")
+    return text
+
+
+def _target_range(text: str) -> str:
+    """An argparse ``type`` for ``--target-range``: read now (notes or Hz, within C0-C9), kept as text."""
+    from .plan import parse_range
+
+    try:
+        parse_range(text)
+    except UserInputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _gigabytes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number (got {text!r})") from None
+    if not (value >= 0 and value < 1e6):  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"must be a finite number of GB, 0 or more (got {text})")
+    return value
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("models and cache")
     g.add_argument("--separator-model", default="htdemucs", metavar="NAME",
                    help="Demucs model name (htdemucs, htdemucs_ft, mdx_extra, ...). Default: htdemucs")
-    g.add_argument("--separator-repo", metavar="DIR",
+    g.add_argument("--separator-repo", type=_path, metavar="DIR",
                    help="local folder of Demucs model files (NAME.th), as demucs --repo; no download")
     g.add_argument("--pitch-model", choices=PITCH_MODELS, default="full", help="torchcrepe capacity. Default: full")
     g.add_argument("--reference-pitch-model", choices=PITCH_MODELS, default="tiny",
                    help="crepe capacity for target-voice clips (register and profile). Default: tiny")
     g.add_argument("--pitch-backend", choices=("auto", "onnx", "torch"), default="auto",
                    help="run crepe through onnxruntime (about 2-4x faster on CPU) or torch. Default: auto (onnx on CPU)")
-    g.add_argument("--pitch-hop", type=float, default=0.01, metavar="SECONDS",
+    g.add_argument("--pitch-hop", type=_setting("pitch_hop"), default=0.01, metavar="SECONDS",
                    help="pitch frame hop, at most 0.01 s. Default: 0.01")
     g.add_argument("--pitch-stride", type=int, default=2, choices=(1, 2, 3, 4), metavar="N",
                    help="run crepe on every N-th frame and fill the rest (1: every frame, about 2x slower). Default: 2")
     g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="compute device. Default: cuda when available, else cpu")
-    g.add_argument("--cache-dir", metavar="DIR",
+    g.add_argument("--cache-dir", type=_path, metavar="DIR",
                    help="cache for separation and pitch results (default: $SINGVC_CACHE_DIR or ~/.cache/singvc)")
     g.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
     p.add_argument("--preset", metavar="NAME",
@@ -47,9 +118,10 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 def _add_plan(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("range plan")
-    g.add_argument("--target-range", metavar="LOW-HIGH",
+    g.add_argument("--target-range", type=_target_range, metavar="LOW-HIGH",
                    help="target register as notes (C3-A4) or Hz (130-440), instead of measuring --voice")
-    g.add_argument("--transpose", type=float, metavar="N", help="shift by N semitones, overriding the plan")
+    g.add_argument("--transpose", type=_setting("transpose"), metavar="N",
+                   help="shift by N semitones (-36 to 36), overriding the plan")
     g.add_argument("--no-key-lock", action="store_true",
                    help="allow any whole-semitone shift (default: whole octaves only, staying in key)")
 
@@ -68,7 +140,7 @@ class _VersionAction(argparse.Action):
 
 
 def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="singvc", description="Singing voice conversion for music production.")
+    parser = _Parser(prog="singvc", description="Singing voice conversion for music production.")
     parser.add_argument("--version", action=_VersionAction,
                         help="print the versions of singvc and its torch stack, and whether they fit together")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -77,14 +149,14 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("song", nargs="?", help="the full song (wav, flac, ogg, mp3, ...)")
     p.add_argument("--voice", metavar="REF",
                    help="the target voice: a 3-60 s clip, or a saved profile (name or .json, see 'singvc voice')")
-    p.add_argument("-o", "--output", metavar="DIR", help="output folder. Default: ./<song name>-singvc")
+    p.add_argument("-o", "--output", type=_path, metavar="DIR", help="output folder. Default: ./<song name>-singvc")
     p.add_argument("--vocals", metavar="FILE", help="use this vocal stem instead of separating")
     p.add_argument("--instrumental", metavar="FILE", help="instrumental stem to go with --vocals")
     p.add_argument("--no-separation", action="store_true", help="treat the input as a vocal-only stem")
     p.add_argument("--converter", choices=CONVERTER_NAMES, default="dsp",
                    help="dsp: shift by the plan and convert the timbre toward --voice (no model weights); "
                         "pitch: formant-preserving shift only; none: no conversion. Default: dsp")
-    p.add_argument("--strength", type=float, default=1.0, metavar="0..1",
+    p.add_argument("--strength", type=_setting("strength"), default=1.0, metavar="0..1",
                    help="how far the dsp converter moves the timbre toward the target. Default: 1")
     p.add_argument("--render", choices=("world", "waveform"), default="world",
                    help="dsp converter, where the pitch is not moved: world re-synthesizes with the WORLD vocoder "
@@ -101,22 +173,22 @@ def get_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("separate", help="split a song into vocals.wav and instrumental.wav")
     p.add_argument("song")
-    p.add_argument("-o", "--output", metavar="DIR", help="output folder. Default: ./<song name>-stems")
+    p.add_argument("-o", "--output", type=_path, metavar="DIR", help="output folder. Default: ./<song name>-stems")
     p.add_argument("--bit-depth", choices=("16", "24", "32f"), default="24")
     _add_common(p)
 
     p = sub.add_parser("stems", help="separate a song into a DAW session folder (every stem, melody MIDI, "
                                      "tempo, key, .dawproject and .rpp)")
     p.add_argument("song")
-    p.add_argument("-o", "--output", metavar="DIR", help="session folder. Default: ./<song name>-session")
+    p.add_argument("-o", "--output", type=_path, metavar="DIR", help="session folder. Default: ./<song name>-session")
     p.add_argument("--bit-depth", choices=("16", "24", "32f"), default="24", help="WAV format. Default: 24")
     p.add_argument("--no-midi", action="store_true", help="skip the vocal's melody MIDI (no pitch tracking)")
     _add_common(p)
 
     p = sub.add_parser("pitch", help="track the pitch of a vocal and save it (.npz)")
     p.add_argument("audio")
-    p.add_argument("-o", "--output", metavar="FILE", help="output .npz. Default: <audio name>.pitch.npz")
-    p.add_argument("--csv", metavar="FILE", help="also write time,f0_hz,periodicity,voiced as CSV")
+    p.add_argument("-o", "--output", type=_path, metavar="FILE", help="output .npz. Default: <audio name>.pitch.npz")
+    p.add_argument("--csv", type=_path, metavar="FILE", help="also write time,f0_hz,periodicity,voiced as CSV")
     _add_common(p)
 
     p = sub.add_parser("plan", help="print the range plan (JSON) for a vocal and a target voice or range")
@@ -130,7 +202,7 @@ def get_parser() -> argparse.ArgumentParser:
     q = vsub.add_parser("enroll", help="measure a voice profile from one or more clips and save it")
     q.add_argument("clips", nargs="+", metavar="REF", help="clips of the target voice (3 s or more of voice in all)")
     q.add_argument("--name", required=True, help="profile name (letters, digits, _ . -)")
-    q.add_argument("-o", "--output", metavar="FILE",
+    q.add_argument("-o", "--output", type=_path, metavar="FILE",
                    help="write the profile here instead of the profiles folder ($SINGVC_HOME/voices)")
     q.add_argument("--force", action="store_true", help="replace an existing profile of that name")
     _add_common(q)
@@ -143,7 +215,7 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, metavar="FILE", help="the converted vocal (same length)")
     p.add_argument("--voice", required=True, metavar="REF", help="the reference clip the converter was given")
     p.add_argument("--heldout", metavar="FILE", help="another clip of the target voice, not given to the converter")
-    p.add_argument("--semitones", type=float, metavar="N",
+    p.add_argument("--semitones", type=_setting("transpose"), metavar="N",
                    help="the planned transposition (default: read from a report.json beside --output, else "
                         "the median pitch difference rounded to whole semitones)")
     p.add_argument("--no-windows", action="store_true", help="skip the 5 s drift windows")
@@ -159,9 +231,9 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("action", nargs="?", choices=("info", "prune", "clear"), default="info",
                    help="info (default): location, entries and size; prune: remove the least recently used "
                         "entries down to the limit; clear: remove everything")
-    p.add_argument("--max-gb", type=float, metavar="GB",
+    p.add_argument("--max-gb", type=_gigabytes, metavar="GB",
                    help="size limit in GB for prune (default: $SINGVC_CACHE_MAX_GB or 20)")
-    p.add_argument("--cache-dir", metavar="DIR", help="the cache folder (default: $SINGVC_CACHE_DIR or ~/.cache/singvc)")
+    p.add_argument("--cache-dir", type=_path, metavar="DIR", help="the cache folder (default: $SINGVC_CACHE_DIR or ~/.cache/singvc)")
 
     p = sub.add_parser("run", help="run a recipe (recipes/*.toml): a cover, a vocal feature or DAW stems; "
                                    "with --songs, a batch of songs")
@@ -172,10 +244,10 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--songs", metavar="DIR|LIST",
                    help="batch: every audio file of DIR, or the paths listed in a text file, one output folder "
                         "per song; songs already done are skipped")
-    p.add_argument("-o", "--output", metavar="DIR", help="output folder (overrides output.dir)")
+    p.add_argument("-o", "--output", type=_path, metavar="DIR", help="output folder (overrides output.dir)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
                    help="compute device (default: the recipe's, else cpu)")
-    p.add_argument("--cache-dir", metavar="DIR", help="cache for separation and pitch results")
+    p.add_argument("--cache-dir", type=_path, metavar="DIR", help="cache for separation and pitch results")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or summaries")
     return parser
@@ -521,7 +593,10 @@ def _apply_preset(parser: argparse.ArgumentParser, args: argparse.Namespace,
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (tests call this directly)."""
     parser = get_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except _UsageError as exc:
+        return _usage(exc)
     debug = bool(os.environ.get("SINGVC_DEBUG"))
     with warnings.catch_warnings():
         if not debug:
@@ -529,6 +604,13 @@ def main(argv: list[str] | None = None) -> int:
         warnings.filterwarnings("always", category=SingvcWarning)
         warnings.showwarning = _show_warning
         return _run(parser, args, argv, debug)
+
+
+def _usage(exc: _UsageError) -> int:
+    """An argument error as one line with a pointer to the command's help; exit code 2."""
+    message = " ".join(str(exc).split())
+    print(f"singvc: error: {message}; see '{exc.prog} --help'", file=sys.stderr)
+    return 2
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -543,6 +625,8 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[s
         if getattr(args, "preset", None):
             args = _apply_preset(parser, args, argv)
         return COMMANDS[args.command](args)
+    except _UsageError as exc:  # a preset's value re-parsed as a flag default
+        return _usage(exc)
     except SingvcError as exc:
         if debug:
             raise

@@ -7,7 +7,6 @@ those values as defaults; flags given explicitly still win.
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 
@@ -42,9 +41,9 @@ def _toml_load(path: Path) -> dict:
 
 
 def load_preset(name_or_path: str | os.PathLike) -> dict:
-    """The ``[settings]`` of a preset, checked against :class:`CoverSettings`' fields and types."""
-    from .pipeline import CoverSettings
-    from .recipe import CHOICES
+    """The ``[settings]`` of a preset, checked against :class:`CoverSettings`' fields, types,
+    choices and ranges (the recipes' schema: :data:`singvc.recipe.CHOICES`, :data:`singvc.recipe.RANGES`)."""
+    from .recipe import _check, _check_texts, _settings_schema, key_line
 
     path = Path(name_or_path)
     if not (path.suffix == ".toml" and path.exists()):
@@ -57,15 +56,14 @@ def load_preset(name_or_path: str | os.PathLike) -> dict:
     if unknown_top:
         raise UserInputError(f"{path}: unknown key(s) {', '.join(sorted(unknown_top))} (expected description, [settings])")
     settings = data.get("settings", {})
-    fields = {f.name: f for f in dataclasses.fields(CoverSettings)}
-    defaults = CoverSettings()
-    for key, value in settings.items():
-        if key not in fields:
-            raise UserInputError(f"{path}: unknown setting {key!r}")
-        expected = getattr(defaults, key)
-        if expected is not None and not isinstance(value, type(expected)) and not (
-                isinstance(expected, float) and isinstance(value, int) and not isinstance(value, bool)):
-            raise UserInputError(f"{path}: setting {key!r} must be {type(expected).__name__} (got {value!r})")
-        if key in CHOICES and value not in CHOICES[key]:
-            raise UserInputError(f"{path}: setting {key!r} must be one of {', '.join(CHOICES[key])} (got {value!r})")
+    if not isinstance(settings, dict):
+        raise UserInputError(f"{path}: 'settings' must be a table ([settings])")
+    text = path.read_text()
+
+    def fail(key: str, message: str):
+        line = key_line(text, f"settings.{key}")
+        raise UserInputError(f"{path}:{line}: {message}" if line else f"{path}: {message}")
+
+    _check(settings, _settings_schema(), "", fail)
+    _check_texts({"settings": settings}, lambda dotted, message: fail(dotted.split(".", 1)[1], message))
     return dict(settings)

@@ -34,9 +34,7 @@ import numpy as np
 from .audio import DiskAudio, as_audio, check_finite, copy_into
 from .errors import InvalidAudioError, UserInputError
 from .pitch import PitchTrack
-
-#: largest transposition accepted, in semitones (either direction)
-MAX_SEMITONES = 36.0
+from .plan import MAX_SEMITONES  # noqa: F401 - the largest transposition accepted (either direction)
 
 
 @runtime_checkable

@@ -48,9 +48,11 @@ def parse_time(text: str) -> float:
     parts = [float(x) for x in (a, b) if x is not None]
     seconds = float(c)
     if len(parts) == 2:
-        return parts[0] * 3600 + parts[1] * 60 + seconds
-    if len(parts) == 1:
-        return parts[0] * 60 + seconds
+        seconds += parts[0] * 3600 + parts[1] * 60
+    elif len(parts) == 1:
+        seconds += parts[0] * 60
+    if not seconds < 1e7:  # hundreds of digits overflow to inf
+        raise UserInputError(f"bad time {text!r}: too large")
     return seconds
 
 

@@ -33,6 +33,7 @@ from .errors import InvalidReferenceError, OutputError, PlanError, UserInputErro
 from .loudness import integrated_loudness, match_loudness, remix, true_peak_dbtp
 from .pitch import PitchTrack, load_pitch_model, track_pitch
 from .plan import RangePlan, Register, measure_register, parse_range, plan_transposition
+from .recipe import RANGES, range_error
 from .voice import VoiceProfile, analyse_voice, is_profile_ref, load_profile
 
 #: shortest reference clip accepted, seconds
@@ -70,6 +71,16 @@ class CoverSettings:
     bit_depth: str = "24"
     device: str = "cpu"
     preset: str | None = None
+
+    def __post_init__(self) -> None:
+        # every numeric setting against its one range, however the settings were made (CLI, preset,
+        # recipe, Python): a bad value stops here, before any audio work
+        for name in RANGES:
+            value = getattr(self, name, None)
+            if value is not None and range_error(name, value):
+                raise UserInputError(f"setting {name} {range_error(name, value)}")
+        if self.target_range is not None:
+            parse_range(self.target_range)
 
 
 @dataclass

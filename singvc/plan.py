@@ -17,8 +17,12 @@ import numpy as np
 
 from .errors import PlanError
 from .pitch import PitchTrack
+from .recipe import RANGES
 
 MODES = ("key-lock", "free")
+#: largest shift in semitones (either direction): a manual transpose, the converters and the CLI all
+#: use this one range (kept in the settings table, :data:`singvc.recipe.RANGES`)
+MAX_SEMITONES = float(RANGES["transpose"][1])
 _NOTE = r"[A-Ga-g][#b♯♭]?-?\d+"
 
 
@@ -165,8 +169,8 @@ def plan_transposition(
     except PlanError:
         source = None
     if transpose is not None:
-        if not -48 <= transpose <= 48:
-            raise PlanError(f"transpose must be within ±48 semitones (got {transpose})")
+        if not -MAX_SEMITONES <= transpose <= MAX_SEMITONES:  # also refuses NaN
+            raise PlanError(f"transpose must be within ±{MAX_SEMITONES:g} semitones (got {transpose})")
         shift, chosen_mode = float(transpose), "manual"
     elif target is None or source is None:
         shift, chosen_mode = 0.0, "none"

@@ -12,7 +12,7 @@ Format (every table optional; relative paths are relative to the recipe file's f
 
     [voice]                             # the target voice of a cover
     ref = "librispeech-198"             # a clip (3-60 s) or a voice profile (name or .json)
-    transpose = 12                      # or target_range = "C3-A4"; plan_mode = "key-lock" | "free"
+    transpose = 12                      # -36..36; or target_range = "C3-A4"; plan_mode = "key-lock" | "free"
     strength = 0.8                      # dsp converter strength, 0..1
 
     [voices.alice]                      # named voices of a feature (same keys as [voice])
@@ -39,8 +39,9 @@ Format (every table optional; relative paths are relative to the recipe file's f
     daw = false                         # also a DAW session folder (as --daw)
 
 Precedence: CoverSettings defaults < preset < ``[settings]`` < ``[voice]`` / ``[input]`` keys <
-``--set key=value``. Unknown keys and wrong types raise :class:`~singvc.errors.UserInputError`
-naming the key and its line. The report (``report.json``) records the effective recipe, its hash
+``--set key=value``. Unknown keys, wrong types, values outside their choices (:data:`CHOICES`) or
+ranges (:data:`RANGES`; NaN and infinities included) and unreadable ranges, times or phrase numbers
+raise :class:`~singvc.errors.UserInputError` naming the key and its line, before any audio work. The report (``report.json``) records the effective recipe, its hash
 and the hash of the input file; a batch uses both to skip songs already done.
 """
 from __future__ import annotations
@@ -48,6 +49,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import re
 import time
@@ -81,8 +83,28 @@ PATH_KEYS = ("input.song", "input.vocals", "input.instrumental", "output.dir", "
 CHOICES = {"plan_mode": ("key-lock", "free"), "converter": ("dsp", "pitch", "none"), "bit_depth": ("16", "24", "32f"),
            "layer": ("replace", "duet", "double"), "pitch_model": ("full", "tiny"),
            "pitch_backend": ("auto", "onnx", "torch"), "render": ("world", "waveform"), "device": ("auto", "cpu", "cuda")}
+#: the finite range (inclusive) of every numeric setting, by key name: recipes (any table), ``--set``,
+#: presets, CLI flags and :class:`~singvc.pipeline.CoverSettings` all check against this table
+#: (:func:`range_error`); an int range takes integers only
 RANGES = {"strength": (0.0, 1.0), "pan": (-1.0, 1.0), "original_pan": (-1.0, 1.0), "crossfade_ms": (1.0, 2000.0),
-          "snap_seconds": (0.0, 10.0), "min_pause": (0.0, 10.0), "phrase_pause": (0.0, 10.0)}
+          "snap_seconds": (0.0, 10.0), "min_pause": (0.0, 10.0), "phrase_pause": (0.0, 10.0),
+          # semitones: the planner's range (plan.MAX_SEMITONES and the converters read it from here)
+          "transpose": (-36.0, 36.0),
+          "level_db": (-60.0, 20.0), "original_level_db": (-60.0, 20.0),
+          "pitch_hop": (0.001, 0.01), "pitch_stride": (1, 4), "ceiling_dbtp": (-20.0, 0.0)}
+
+
+def range_error(key: str, value: Any) -> str | None:
+    """Why ``value`` is not acceptable for the numeric setting ``key`` (see :data:`RANGES`), or ``None``."""
+    lo, hi = RANGES[key]
+    if isinstance(lo, int) and isinstance(hi, int):
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            return f"must be an integer from {lo} to {hi} (got {value!r})"
+        return None
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or not lo <= value <= hi):
+        return f"must be a finite number between {lo:g} and {hi:g} (got {value!r})"
+    return None
 
 
 def _settings_schema() -> dict:
@@ -144,8 +166,16 @@ def _check(data: dict, spec: dict, prefix: str, fail) -> None:
                 fail(path, f"{path!r} must be {_type_name(kind)} (got {value!r})")
             if key in CHOICES and value not in CHOICES[key]:
                 fail(path, f"{path!r} must be one of {', '.join(CHOICES[key])} (got {value!r})")
-            if key in RANGES and not RANGES[key][0] <= value <= RANGES[key][1]:
-                fail(path, f"{path!r} must be between {RANGES[key][0]:g} and {RANGES[key][1]:g} (got {value!r})")
+            if key in RANGES and range_error(key, value):
+                fail(path, f"{path!r} {range_error(key, value)}")
+            if isinstance(value, str) and not value.strip() and _is_path_key(path):
+                fail(path, f"{path!r} must not be empty (give a path)")
+
+
+def _is_path_key(dotted: str) -> bool:
+    """True for keys holding a file or folder (``input.song``, ``output.dir``, ``voice.ref``, ...)."""
+    plain = re.sub(r"\[\d+\]", "", dotted)
+    return plain in PATH_KEYS or bool(re.fullmatch(r"voices\.[^.]+\.ref|voice\.ref", plain))
 
 
 # -- line numbers ------------------------------------------------------------------------------
@@ -371,7 +401,9 @@ def apply_overrides(data: dict, overrides: list[str], cwd: Path | None = None) -
                 node = node.setdefault(part, [] if isinstance(parts[i + 1], int) else {})
         dotted = shown
         plain = re.sub(r"\[\d+\]", "", dotted)
-        if isinstance(value, str) and (plain in PATH_KEYS or re.fullmatch(r"voices\.[^.]+\.ref|voice\.ref", plain)):
+        if isinstance(value, str) and _is_path_key(dotted):
+            if not value.strip():  # an empty path would silently mean the working directory
+                raise UserInputError(f"--set {item}: {dotted} must not be empty (give a path)")
             p = Path(os.path.expanduser(value))
             if not p.is_absolute() and (plain in PATH_KEYS or (cwd / p).exists()):
                 _assign(data, parts, str(cwd / p))
@@ -413,8 +445,32 @@ def parse_recipe(text: str, where: str = "recipe", base_dir: Path | None = None,
                                            f"section {i}: unknown voice {name!r} (add [voices.{name}] or use \"original\")")
     if data.get("input", {}).get("instrumental") and not data.get("input", {}).get("vocals"):
         _fail_at(where, text, applied)("input.instrumental", "'input.instrumental' needs 'input.vocals'")
+    _check_texts(data, _fail_at(where, text, applied))
     return Recipe(data=data, base_dir=(base_dir or Path.cwd()).absolute(),
                   text_sha256=hashlib.sha256(text.encode()).hexdigest(), overrides=list(overrides or []))
+
+
+def _check_texts(data: dict, fail) -> None:
+    """Values written as text that hold numbers (ranges, section times, phrase numbers), read now
+    rather than when the stage runs (after separation and pitch tracking)."""
+    from .feature import parse_phrase_range, parse_time_range
+    from .plan import parse_range
+
+    tables = {"voice": data.get("voice", {}), "settings": data.get("settings", {}),
+              **{f"voices.{k}": v for k, v in data.get("voices", {}).items()}}
+    for prefix, table in tables.items():
+        if table.get("target_range") is not None:
+            try:
+                parse_range(table["target_range"])
+            except UserInputError as exc:
+                fail(f"{prefix}.target_range", f"'{prefix}.target_range': {exc}")
+    for i, sec in enumerate(data.get("feature", {}).get("sections", []), 1):
+        for key, parse in (("time", parse_time_range), ("phrases", parse_phrase_range)):
+            if key in sec:
+                try:
+                    parse(sec[key])
+                except UserInputError as exc:
+                    fail(f"feature.sections[{i}].{key}", f"'feature.sections[{i}].{key}': {exc}")
 
 
 def load_recipe(path: str | os.PathLike, overrides: list[str] | None = None) -> Recipe:

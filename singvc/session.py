@@ -88,6 +88,12 @@ class Session:
     extra: dict = field(default_factory=dict)
 
 
+def _one_line(text: str) -> str:
+    """``text`` with control characters and line breaks (any that :meth:`str.splitlines` splits
+    at) made spaces: a song name may hold them, a project file's line or XML text may not."""
+    return re.sub(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+", " ", str(text)).strip()
+
+
 def _safe_name(text: str) -> str:
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._")
     return name or "session"
@@ -283,7 +289,7 @@ def dawproject_xml(session: Session, stems_info: list[dict], midi_info: list[dic
                     ET.SubElement(points, "RealPoint", time=_fmt(t * beats_per_second), value=_fmt(value),
                                   interpolation="linear")
     meta = ET.Element("MetaData")
-    ET.SubElement(meta, "Title").text = session.title
+    ET.SubElement(meta, "Title").text = _one_line(session.title)
     ET.SubElement(meta, "Comment").text = (
         f"Made by singvc {__version__}; tempo {session.tempo_bpm:g} BPM"
         + (f"; key {session.key.name}" if session.key else ""))
@@ -338,14 +344,14 @@ def _reaper_color(hex_color: str) -> int:
 def reaper_project(session: Session, stems_info: list[dict], midi_info: list[dict], seconds: float) -> str:
     """The text of a REAPER ``.rpp`` project referring to the session's files by relative path."""
     def q(text: str) -> str:
-        return '"' + text.replace('"', "'") + '"'
+        return '"' + _one_line(text).replace('"', "'") + '"'
 
     lines = [
         f'<REAPER_PROJECT 0.1 "6.0/singvc-{__version__}" 0',
         f"  TEMPO {_fmt(session.tempo_bpm)} 4 4",
         f"  SAMPLERATE {session.sample_rate} 0 0",
         "  <NOTES 0 2",
-        f"    |{session.title}: tempo {session.tempo_bpm:g} BPM"
+        f"    |{_one_line(session.title)}: tempo {session.tempo_bpm:g} BPM"
         + (f", key {session.key.name}" if session.key else ""),
         "  >",
     ]

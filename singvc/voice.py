@@ -112,6 +112,7 @@ class VoiceProfile:
     def save(self, path: str | os.PathLike) -> Path:
         """Write the profile as JSON (temp file, then rename); returns the path."""
         path = Path(path)
+        _check_profile(self, str(path))  # never write a profile that load() would refuse
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.part")
         tmp.write_text(self.to_json())
@@ -130,14 +131,10 @@ class VoiceProfile:
             profile = cls(**data)
         except TypeError as exc:
             raise UserInputError(f"{where}: malformed voice profile ({exc})") from None
+        _check_profile(profile, where)
         grid = np.asarray(profile.grid_hz, dtype=np.float64)
         if grid.shape != GRID_HZ.shape or np.max(np.abs(grid - GRID_HZ)) > 0.05:
             raise UserInputError(f"{where}: voice profile frequency grid differs from this singvc's")
-        arrays = profile.arrays()
-        g = len(GRID_HZ)
-        if (arrays["mean"].shape != (g,) or arrays["aperiodicity"].shape != (g,) or arrays["classes"].ndim != 2
-                or arrays["classes"].shape[1] != g or len(arrays["weights"]) != len(arrays["classes"])):
-            raise UserInputError(f"{where}: voice profile arrays have the wrong shapes")
         return profile
 
     @classmethod
@@ -148,6 +145,86 @@ class VoiceProfile:
         except (OSError, ValueError) as exc:
             raise UserInputError(f"{path}: cannot read voice profile ({exc})") from None
         return cls.from_dict(data, str(path))
+
+
+# -- checks on load ----------------------------------------------------------------------------
+#: register notes (MIDI) a profile may hold: about 31 Hz to 2.2 kHz, crepe's range (C1-B6) with a margin
+REGISTER_MIDI = (23.0, 97.0)
+#: plausible envelope shapes (dB, frame mean removed) and aperiodicity (dB, at most 0)
+SHAPE_DB = (-150.0, 150.0)
+APERIODICITY_DB = (-150.0, 1.0)
+#: further plausible values: band limit (Hz), loudness (LUFS), voiced seconds, number of classes
+BAND_LIMIT_HZ = (1000.0, 96000.0)
+LOUDNESS_LUFS = (-80.0, 10.0)
+VOICED_SECONDS = (0.0, 86400.0)
+MAX_CLASSES = 64
+
+
+def _bad(where: str, field_name: str, what: str, value) -> UserInputError:
+    shown = repr(value)
+    return UserInputError(f"{where}: {field_name} must be {what} (got {shown[:60]})")
+
+
+def _number(where: str, field_name: str, value, lo: float, hi: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or not lo <= value <= hi:
+        raise _bad(where, field_name, f"a finite number between {lo:g} and {hi:g}", value)
+    return float(value)
+
+
+def _numbers(where: str, field_name: str, values, length: int, lo: float, hi: float) -> None:
+    if not isinstance(values, list) or len(values) != length:
+        raise _bad(where, field_name, f"a list of {length} numbers",
+                   f"{len(values)} values" if isinstance(values, list) else values)
+    for i, v in enumerate(values):
+        _number(where, f"{field_name}[{i}]", v, lo, hi)
+
+
+def _check_profile(profile: "VoiceProfile", where: str) -> None:
+    """Refuse a profile holding NaN, infinities, strings where numbers belong, absurd values or
+    arrays of the wrong shape, naming the field (:class:`UserInputError`)."""
+    g = len(GRID_HZ)
+    for name in ("name", "created", "license"):
+        if not isinstance(getattr(profile, name), str):
+            raise _bad(where, name, "a string", getattr(profile, name))
+    for name in ("clips", "warnings"):
+        value = getattr(profile, name)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise _bad(where, name, "a list of strings", value)
+    if not isinstance(profile.register, dict):
+        raise _bad(where, "register", "a table of median, p10, p90, low, high", profile.register)
+    midis = []
+    for key in ("median", "p10", "p90", "low", "high"):
+        entry = profile.register.get(key)
+        if not isinstance(entry, dict) or "midi" not in entry:
+            raise _bad(where, f"register.{key}", "a table with a 'midi' note number", entry)
+        midi = _number(where, f"register.{key}.midi", entry["midi"], *REGISTER_MIDI)
+        if "hz" in entry:
+            hz = _number(where, f"register.{key}.hz", entry["hz"], 440.0 * 2 ** ((REGISTER_MIDI[0] - 69) / 12) - 0.01,
+                         440.0 * 2 ** ((REGISTER_MIDI[1] - 69) / 12) + 0.01)
+            if abs(12.0 * np.log2(hz / 440.0) + 69.0 - midi) > 0.5:
+                raise UserInputError(f"{where}: register.{key}.hz ({hz:g}) does not match register.{key}.midi "
+                                     f"({midi:g})")
+        midis.append(midi)
+    median, p10, p90, low, high = midis
+    if not low <= p10 <= median <= p90 <= high:
+        raise UserInputError(f"{where}: register must be ordered low <= p10 <= median <= p90 <= high "
+                             f"(got {low:g}, {p10:g}, {median:g}, {p90:g}, {high:g})")
+    _numbers(where, "grid_hz", profile.grid_hz, g, 0.0, 100000.0)
+    _numbers(where, "mean_shape_db", profile.mean_shape_db, g, *SHAPE_DB)
+    _numbers(where, "aperiodicity_db", profile.aperiodicity_db, g, *APERIODICITY_DB)
+    classes = profile.class_shapes_db
+    if not isinstance(classes, list) or not 1 <= len(classes) <= MAX_CLASSES:
+        raise _bad(where, "class_shapes_db", f"a list of 1 to {MAX_CLASSES} envelope shapes",
+                   f"{len(classes)} shapes" if isinstance(classes, list) else classes)
+    for i, shape in enumerate(classes):
+        _numbers(where, f"class_shapes_db[{i}]", shape, g, *SHAPE_DB)
+    _numbers(where, "class_weights", profile.class_weights, len(classes), 0.0, 1.0)
+    if abs(sum(profile.class_weights) - 1.0) > 0.01:
+        raise UserInputError(f"{where}: class_weights must add up to 1 (got {sum(profile.class_weights):g})")
+    _number(where, "band_limit_hz", profile.band_limit_hz, *BAND_LIMIT_HZ)
+    if profile.loudness_lufs is not None:
+        _number(where, "loudness_lufs", profile.loudness_lufs, *LOUDNESS_LUFS)
+    _number(where, "voiced_seconds", profile.voiced_seconds, *VOICED_SECONDS)
 
 
 # -- analysis ---------------------------------------------------------------------------------
