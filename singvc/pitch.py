@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from .audio import as_audio, blocks, mono_resampled, to_mono
-from .errors import ModelNotFoundError, UserInputError
+from .cache import check_file, write_checksum
+from .errors import ModelNotFoundError, SingvcWarning, UserInputError
 
 CREPE_SAMPLE_RATE = 16_000
 CREPE_WINDOW = 1024
@@ -186,9 +187,6 @@ class OnnxCrepe:
         exported again with a warning; one from before checksums existed, silently."""
         import warnings
 
-        from .cache import check_file
-        from .errors import SingvcWarning
-
         sidecar = onnx_checksum_path(path)
         if path.exists():
             reason = check_file(path, sidecar)
@@ -203,8 +201,6 @@ class OnnxCrepe:
     def _export(model: torch.nn.Module, path: Path) -> None:
         import tempfile
         import warnings
-
-        from .cache import write_checksum
 
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".crepe.", suffix=".onnx", dir=path.parent)
