@@ -3,8 +3,11 @@
 An entry's key is the SHA-256 of the input audio (samples, shape, sample rate) together with the
 stage's settings, so a second run on the same song with another voice or shift skips separation
 and pitch tracking, while any change of input or settings misses. Entries are ``.npz`` files
-(pitch tracks) or folders of ``.npy`` audio read in place (separated stems), written atomically;
-a damaged entry counts as a miss.
+(pitch tracks, whose zip members carry a CRC-32) or folders of ``.npy`` audio read in place
+(separated stems) with a ``manifest.json`` giving each file's size, shape and SHA-256, written
+atomically. Every read is verified: a damaged entry (truncated, changed, a stem missing) is dropped
+with a one-line :class:`~singvc.errors.SingvcWarning` and counts as a miss, so the stage is computed
+again; a folder without a manifest (written before manifests existed) is a miss too.
 
 Location: ``$SINGVC_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/singvc``, else ``~/.cache/singvc``;
 the CLI's ``--cache-dir DIR`` overrides it and ``--no-cache`` turns caching off.
@@ -23,12 +26,13 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from .audio import DiskAudio, blocks
-from .errors import InvalidAudioError, OutputError, UserInputError
+from .errors import InvalidAudioError, OutputError, SingvcWarning, UserInputError
 
 CACHE_VERSION = 1
 #: the stages whose results are cached (one subfolder each)
@@ -39,6 +43,11 @@ DEFAULT_MAX_GB = 20.0
 SPARED_ENTRIES = 8
 #: an unfinished entry (``.entry.*``) older than this many seconds was left by a killed run
 STALE_SECONDS = 24 * 3600.0
+#: the file in an audio entry listing its files with their size, shape and SHA-256
+MANIFEST = "manifest.json"
+MANIFEST_VERSION = 1
+#: bytes read at a time when checksumming a file
+HASH_BLOCK = 1 << 20
 
 
 def default_cache_dir() -> Path:
@@ -85,6 +94,91 @@ def _remove(path: Path) -> None:
         shutil.rmtree(gone, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
+
+
+def file_checksum(path: str | os.PathLike) -> dict:
+    """``{"bytes": size, "sha256": hex digest}`` of a file, read in blocks of :data:`HASH_BLOCK`."""
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(HASH_BLOCK):
+            h.update(chunk)
+            size += len(chunk)
+    return {"bytes": size, "sha256": h.hexdigest()}
+
+
+def write_checksum(path: str | os.PathLike, sidecar: str | os.PathLike) -> None:
+    """Write ``path``'s :func:`file_checksum` as JSON to ``sidecar`` (through a temporary file and a
+    rename, so the sidecar is whole or absent)."""
+    sidecar = Path(sidecar)
+    fd, tmp = tempfile.mkstemp(prefix=f".{sidecar.name}.", dir=sidecar.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(file_checksum(path), fh)
+        os.replace(tmp, sidecar)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def check_file(path: str | os.PathLike, sidecar: str | os.PathLike) -> str | None:
+    """Why ``path`` does not match the checksum in ``sidecar`` (from :func:`write_checksum`), or
+    ``None`` when it does. A missing or unreadable sidecar is a reason too."""
+    path = Path(path)
+    try:
+        expected = json.loads(Path(sidecar).read_text())
+        want_bytes, want_hash = int(expected["bytes"]), str(expected["sha256"])
+    except FileNotFoundError:
+        return "no checksum"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "checksum file unreadable"
+    try:
+        size = path.stat().st_size
+        if size != want_bytes:
+            return f"{'truncated' if size < want_bytes else 'too long'}: {size} of {want_bytes} bytes"
+        if file_checksum(path)["sha256"] != want_hash:
+            return "checksum mismatch"
+    except OSError as exc:
+        return f"unreadable ({exc.strerror or exc})"
+    return None
+
+
+def _check_stem(path: Path, expected: dict) -> str | None:
+    """Why the stem file at ``path`` does not match its manifest record, or ``None``."""
+    name = path.name
+    try:
+        shape, want_bytes, hashes = tuple(expected["shape"]), int(expected["bytes"]), list(expected["sha256"])
+    except (KeyError, TypeError, ValueError):
+        return f"{name}: manifest record unreadable"
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return f"{name} missing"
+    except OSError as exc:
+        return f"{name} unreadable ({exc.strerror or exc})"
+    if size != want_bytes:
+        return f"{name} {'truncated' if size < want_bytes else 'too long'} ({size} of {want_bytes} bytes)"
+    try:
+        audio = DiskAudio(path)
+        audio.close()
+    except (OSError, ValueError, InvalidAudioError):
+        return f"{name} header unreadable"
+    if audio.shape != shape or len(hashes) != shape[0]:
+        return f"{name} has shape {audio.shape}, expected {shape}"
+    row_bytes = shape[1] * audio.dtype.itemsize
+    offset = size - shape[0] * row_bytes  # the samples fill the end of the file, channel after channel
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        for channel, want in enumerate(hashes):
+            h, left = hashlib.sha256(), row_bytes
+            while left > 0:
+                chunk = fh.read(min(HASH_BLOCK, left))
+                if not chunk:
+                    return f"{name} truncated while read"
+                h.update(chunk)
+                left -= len(chunk)
+            if h.hexdigest() != want:
+                return f"{name} checksum mismatch (channel {channel})"
+    return None
 
 
 def audio_digest(audio: "np.ndarray | DiskAudio", sample_rate: int) -> str:
@@ -166,7 +260,7 @@ class Cache:
             _remove(path)
             removed, freed = removed + 1, freed + size
         models = self.root / "models"
-        for path in models.glob("*.onnx") if models.is_dir() else ():
+        for path in models.glob("*.onnx*") if models.is_dir() else ():  # the models and their checksums
             freed += _entry_size(path)
             path.unlink(missing_ok=True)
         return removed, freed
@@ -200,8 +294,16 @@ class Cache:
         blob = json.dumps({"v": CACHE_VERSION, "digest": digest, "settings": settings}, sort_keys=True, default=str)
         return self.root / kind / f"{hashlib.sha256(blob.encode()).hexdigest()[:40]}.npz"
 
-    def load(self, kind: str, digest: str, settings: dict) -> dict[str, np.ndarray] | None:
-        """The stored arrays, or ``None`` on a miss."""
+    def drop(self, path: Path, reason: str) -> None:
+        """Remove the damaged entry at ``path``, warning once (``SingvcWarning``) with ``reason``."""
+        warnings.warn(f"cache entry {path.parent.name}/{path.name} was damaged ({reason}); recomputing",
+                      SingvcWarning, stacklevel=3)
+        _remove(path)
+
+    def load(self, kind: str, digest: str, settings: dict,
+             keys: "tuple[str, ...] | None" = None) -> dict[str, np.ndarray] | None:
+        """The stored arrays, or ``None`` on a miss. A damaged entry (unreadable, a member's CRC
+        wrong, or one of ``keys`` missing) is dropped with a warning and is a miss."""
         if not self.enabled:
             return None
         path = self.path(kind, digest, settings)
@@ -210,8 +312,12 @@ class Cache:
         try:
             with np.load(path, allow_pickle=False) as data:
                 arrays = {k: data[k] for k in data.files}
-        except Exception:  # damaged or partial entry: drop it, count as a miss
-            path.unlink(missing_ok=True)
+        except Exception as exc:  # damaged or partial entry: drop it, count as a miss
+            self.drop(path, " ".join(f"{type(exc).__name__}: {exc}".split()))
+            return None
+        missing = [k for k in keys or () if k not in arrays]
+        if missing:
+            self.drop(path, f"{', '.join(missing)} missing")
             return None
         self._touch(path)
         return arrays
@@ -225,9 +331,26 @@ class Cache:
         if not folder.is_dir():
             return None
         try:
-            stems = {p.stem: DiskAudio(p) for p in sorted(folder.glob("*.npy"))}
-        except (OSError, ValueError, InvalidAudioError):  # damaged entry: drop it, count as a miss
-            shutil.rmtree(folder, ignore_errors=True)
+            manifest = json.loads((folder / MANIFEST).read_text())
+            files = manifest["files"]
+            if manifest.get("version") != MANIFEST_VERSION or not isinstance(files, dict) or not files:
+                raise ValueError("unknown manifest")
+        except FileNotFoundError:  # written before entries had manifests: unverifiable, a miss
+            _remove(folder)
+            return None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            self.drop(folder, f"{MANIFEST} unreadable")
+            return None
+        for name, expected in files.items():
+            reason = (f"{name}: not a stem file" if Path(name).name != name or not name.endswith(".npy")
+                      else _check_stem(folder / name, expected))
+            if reason:
+                self.drop(folder, reason)
+                return None
+        try:
+            stems = {Path(name).stem: DiskAudio(folder / name) for name in files}
+        except (OSError, ValueError, InvalidAudioError) as exc:  # changed since it was checked
+            self.drop(folder, f"unreadable ({exc})")
             return None
         self._touch(folder)
         return stems
@@ -235,19 +358,30 @@ class Cache:
     def save_audio(self, kind: str, digest: str, settings: dict,
                    audio: dict[str, "np.ndarray | DiskAudio"]) -> Path | None:
         """Store audio buffers as ``.npy`` files in one folder, copied block by block (bounded
-        memory), so that :meth:`load_audio` can read them in place; failures to write are ignored."""
+        memory), so that :meth:`load_audio` can read them in place, with a :data:`MANIFEST` of
+        every file's size, shape and per-channel SHA-256 (hashed while copying); failures to write
+        are ignored."""
         if not self.enabled:
             return None
         folder = self.path(kind, digest, settings).with_suffix("")
         try:
             folder.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=".entry.", dir=folder.parent))
+            files = {}
             for name, buffer in audio.items():
-                copy = DiskAudio(tmp / f"{name}.npy", shape=tuple(buffer.shape))
-                for a, b in blocks(buffer.shape[1]):
-                    copy[:, a:b] = buffer[:, a:b]
+                shape = tuple(int(n) for n in buffer.shape)
+                copy = DiskAudio(tmp / f"{name}.npy", shape=shape)
+                hashes = [hashlib.sha256() for _ in range(shape[0])]
+                for a, b in blocks(shape[1]):
+                    block = np.ascontiguousarray(buffer[:, a:b], dtype=np.float32)
+                    copy[:, a:b] = block
+                    for h, row in zip(hashes, block):
+                        h.update(memoryview(row).cast("B"))
                 copy.close()
-            shutil.rmtree(folder, ignore_errors=True)
+                files[f"{name}.npy"] = {"shape": list(shape), "bytes": (tmp / f"{name}.npy").stat().st_size,
+                                        "sha256": [h.hexdigest() for h in hashes]}
+            (tmp / MANIFEST).write_text(json.dumps({"version": MANIFEST_VERSION, "files": files}, indent=1))
+            _remove(folder)
             os.replace(tmp, folder)
         except (OSError, OutputError):
             if "tmp" in locals():

@@ -269,8 +269,12 @@ class Singvc:
         digest = audio_digest(mix, sample_rate)
         settings = self._separator_cache_settings()
         cached = self.cache.load_audio("separation", digest, settings)
-        if (cached is not None and "vocals" in cached and cached["vocals"].shape == mix.shape
-                and (not every_stem or len(cached) > 1)):
+        if cached is not None:
+            reason = self._stems_problem(cached, mix.shape)
+            if reason:  # a verified entry that does not fit this model or song
+                self.cache.drop(self.cache.path("separation", digest, settings).with_suffix(""), reason)
+                cached = None
+        if cached is not None and (not every_stem or len(cached) > 1):
             stems = cached if every_stem else {"vocals": cached["vocals"]}
             return (dict(stems) if scratch is not None else {k: np.asarray(v) for k, v in stems.items()}), True
         separator = Separator(self.separator_model, device=self.settings.device)
@@ -278,6 +282,18 @@ class Singvc:
                                     scratch=scratch)
         self.cache.save_audio("separation", digest, settings, result.stems)
         return (dict(result.stems) if every_stem else {"vocals": result.vocals}), False
+
+    def _stems_problem(self, stems: dict, shape: tuple) -> str | None:
+        """Why cached ``stems`` cannot stand for the separation of a mix of ``shape``, or ``None``."""
+        if "vocals" not in stems:
+            return "no vocals stem"
+        wrong = [f"{name}.npy" for name, stem in stems.items() if tuple(stem.shape) != tuple(shape)]
+        if wrong:
+            return f"{', '.join(wrong)} not of the song's shape {tuple(shape)}"
+        sources = getattr(self._separator_model, "sources", None)  # only when the model is loaded anyway
+        if sources and set(sources) != set(stems):
+            return f"stems {', '.join(sorted(stems))}, the model yields {', '.join(sorted(sources))}"
+        return None
 
     def track(self, audio: np.ndarray, sample_rate: int, model: str | None = None) -> tuple[PitchTrack, bool]:
         """Pitch track of ``audio`` and whether it came from the cache.
@@ -289,7 +305,12 @@ class Singvc:
         model = model or self.settings.pitch_model
         settings = {"model": model, "hop": self.settings.pitch_hop, "stride": self.settings.pitch_stride}
         digest = audio_digest(audio, sample_rate)
-        cached = self.cache.load("pitch", digest, settings)
+        keys = ("times", "f0", "periodicity", "voiced", "hop")
+        cached = self.cache.load("pitch", digest, settings, keys=keys)
+        if cached is not None and not (cached["hop"].shape == () and len({cached[k].shape for k in keys[:4]}) == 1
+                                       and cached["times"].ndim == 1):
+            self.cache.drop(self.cache.path("pitch", digest, settings), "arrays of unequal shapes")
+            cached = None
         if cached is not None:
             return PitchTrack(times=cached["times"], f0=cached["f0"], periodicity=cached["periodicity"],
                               voiced=cached["voiced"].astype(bool), hop=float(cached["hop"]),

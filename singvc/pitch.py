@@ -20,8 +20,9 @@ import numpy as np
 import torch
 
 from .audio import as_audio, blocks, mono_resampled, to_mono
+from .cache import check_file, write_checksum
 from .doctor import require_stack
-from .errors import ModelNotFoundError, UserInputError
+from .errors import ModelNotFoundError, SingvcWarning, UserInputError
 
 CREPE_SAMPLE_RATE = 16_000
 CREPE_WINDOW = 1024
@@ -158,6 +159,11 @@ def _onnx_available() -> bool:
     return True
 
 
+def onnx_checksum_path(path: Path) -> Path:
+    """The file beside an exported ONNX model that holds its size and SHA-256."""
+    return path.with_name(path.name + ".json")
+
+
 class OnnxCrepe:
     """A crepe network exported to ONNX and run by onnxruntime on the CPU.
 
@@ -181,12 +187,28 @@ class OnnxCrepe:
         folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         tag = f"{self.capacity}-torchcrepe{getattr(torchcrepe, '__version__', '')}-torch{torch.__version__}"
         self.path = folder / "models" / f"crepe-{tag.replace('+', '_')}.onnx"
-        if not self.path.exists():
-            self._export(model, self.path)
+        self._ensure_export(model, self.path)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.log_severity_level = 3
         self.session = onnxruntime.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+
+    @classmethod
+    def _ensure_export(cls, model: torch.nn.Module, path: Path) -> None:
+        """Export ``model`` to ``path`` unless a verified export is there: the file's size and
+        SHA-256 are kept beside it (``NAME.onnx.json``) and checked on every load. A damaged file is
+        exported again with a warning; one from before checksums existed, silently."""
+        import warnings
+
+        sidecar = onnx_checksum_path(path)
+        if path.exists():
+            reason = check_file(path, sidecar)
+            if reason is None:
+                return
+            if reason != "no checksum":
+                warnings.warn(f"exported pitch model {path.parent.name}/{path.name} was damaged ({reason}); "
+                              "exporting it again", SingvcWarning, stacklevel=4)
+        cls._export(model, path)
 
     @staticmethod
     def _export(model: torch.nn.Module, path: Path) -> None:
@@ -202,6 +224,9 @@ class OnnxCrepe:
                 torch.onnx.export(model.cpu(), (torch.zeros(8, CREPE_WINDOW),), tmp, input_names=["frames"],
                                   output_names=["activations"], dynamic_axes={"frames": {0: "n"}, "activations": {0: "n"}},
                                   dynamo=False)
+            # the checksum first, then the model: a run killed between the two leaves a pair that
+            # does not match, exported again by the next run
+            write_checksum(tmp, onnx_checksum_path(path))
             os.replace(tmp, path)
         finally:
             Path(tmp).unlink(missing_ok=True)
