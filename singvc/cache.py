@@ -29,6 +29,7 @@ import numpy as np
 
 from .audio import DiskAudio, blocks
 from .errors import InvalidAudioError, OutputError, UserInputError
+from .runfolders import OWNER_FILE, ORPHAN_STALE_SECONDS, is_stale, write_owner
 
 CACHE_VERSION = 1
 #: the stages whose results are cached (one subfolder each)
@@ -37,8 +38,9 @@ KINDS = ("separation", "pitch")
 DEFAULT_MAX_GB = 20.0
 #: pruning spares the entries this process used last (the song at hand: stems and pitch tracks)
 SPARED_ENTRIES = 8
-#: an unfinished entry (``.entry.*``) older than this many seconds was left by a killed run
-STALE_SECONDS = 24 * 3600.0
+#: an unfinished entry file (``.entry.*.npz``) untouched this many seconds was left by a killed run
+#: (an unfinished entry folder holds its run's owner file: removed once that run is gone)
+STALE_SECONDS = ORPHAN_STALE_SECONDS
 
 
 def default_cache_dir() -> Path:
@@ -172,13 +174,15 @@ class Cache:
         return removed, freed
 
     def _remove_stale(self) -> int:
-        """Remove unfinished entries older than :data:`STALE_SECONDS`; returns the bytes freed."""
+        """Remove unfinished entries left by killed runs (a folder whose owner run is gone, see
+        :func:`~singvc.runfolders.is_stale`; a file untouched for :data:`STALE_SECONDS`); returns
+        the bytes freed."""
         freed, now = 0, time.time()
         for kind in KINDS:
             folder = self.root / kind
             for path in folder.glob(".entry.*") if folder.is_dir() else ():
                 try:
-                    stale = now - path.stat().st_mtime > STALE_SECONDS
+                    stale = is_stale(path, now) if path.is_dir() else now - path.stat().st_mtime > STALE_SECONDS
                 except OSError:
                     continue
                 if stale:
@@ -242,11 +246,13 @@ class Cache:
         try:
             folder.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=".entry.", dir=folder.parent))
+            write_owner(tmp)  # a killed run's unfinished entry is removed once the run is gone
             for name, buffer in audio.items():
                 copy = DiskAudio(tmp / f"{name}.npy", shape=tuple(buffer.shape))
                 for a, b in blocks(buffer.shape[1]):
                     copy[:, a:b] = buffer[:, a:b]
                 copy.close()
+            (tmp / OWNER_FILE).unlink(missing_ok=True)
             shutil.rmtree(folder, ignore_errors=True)
             os.replace(tmp, folder)
         except (OSError, OutputError):
