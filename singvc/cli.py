@@ -233,11 +233,19 @@ def cmd_cover(args: argparse.Namespace) -> int:
         for w in report["warnings"]:
             print(f"warning: {w}", file=sys.stderr)
         print(f"wrote {out}/ ({', '.join(report['outputs'])}) in {report['seconds']['total']:.1f} s")
+        _print_moved_aside(report, out)
         if "session" in report:
             session = report["session"]
             print(f"DAW session {out}/session/: {session['tempo_bpm']:g} BPM, {session['key']['song']['name']}"
                   f" (vocal now in {session['key']['vocal_after_shift']['name']})")
     return 0
+
+
+def _print_moved_aside(report: dict, out: Path) -> None:
+    """Say where the outputs of an earlier run in the same folder went (see save_result)."""
+    moved = report.get("previous_run")
+    if moved:
+        print(f"moved the earlier run's {', '.join(moved['files'])} into {out}/{moved['folder']}/")
 
 
 def cmd_separate(args: argparse.Namespace) -> int:
@@ -300,7 +308,7 @@ def cmd_voice(args: argparse.Namespace) -> int:
     if out.exists() and not args.force:
         raise UserInputError(f"voice profile {out} exists; use --force to replace it")
     if args.output:
-        check_output_file(out, "voice profile")
+        check_output_file(out, "voice profile", make_parents=True)  # the profile's folder is made
     engine = _engine(args)
     clips, tracks = [], []
     for path in args.clips:
@@ -449,6 +457,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             where = out or recipe.output_dir()
             print(f"{recipe.name} ({recipe.kind}, recipe {recipe.sha256[:12]}): wrote {where}/ "
                   f"({', '.join(report['outputs'])}) in {report['seconds']['total']:.1f} s")
+            _print_moved_aside(report, where)
         return 0
     items = []
     width = max(len(s.name) for s in songs)

@@ -517,7 +517,8 @@ def _buffer_path(scratch: Path | None, name: str) -> Path | None:
 def _hidden_folder_beside(out_dir: Path, kind: str) -> Path:
     """A new hidden folder ``.NAME.KIND-XXXX`` in ``out_dir``'s parent (created if needed), with
     this run's owner file; stale ones of dead runs there are removed (see :mod:`singvc.runfolders`)."""
-    parent = out_dir.absolute().parent
+    out_dir = Path(os.path.abspath(out_dir))  # "-o ." names the folder, not ""
+    parent = out_dir.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
         return hidden_folder(parent, f".{out_dir.name}.{kind}-")

@@ -180,7 +180,7 @@ def sweep(parent: Path, pattern: re.Pattern = _HIDDEN_FOLDER) -> list[Path]:
 
 # -- output checks before the work --------------------------------------------------------------
 def _nearest_existing(path: Path) -> Path:
-    path = path.absolute()
+    path = Path(os.path.abspath(path))
     while not os.path.lexists(path) and path != path.parent:
         path = path.parent
     return path
@@ -219,7 +219,7 @@ def check_output_dir(out_dir: str | os.PathLike, need_bytes: int = 0) -> None:
     if os.path.lexists(out_dir) and not out_dir.is_dir():
         raise OutputError(f"{label} is an existing file, not a folder")
     # working folders are made beside the output folder, in its parent
-    parent = _nearest_existing(out_dir.absolute().parent)
+    parent = _nearest_existing(Path(os.path.abspath(out_dir)).parent)
     if not parent.is_dir():
         raise OutputError(f"cannot make {label}: {parent} is a file, not a folder")
     _probe(parent, label)
@@ -228,15 +228,18 @@ def check_output_dir(out_dir: str | os.PathLike, need_bytes: int = 0) -> None:
     _check_space(parent, need_bytes, label)
 
 
-def check_output_file(path: str | os.PathLike, what: str = "output file") -> None:
+def check_output_file(path: str | os.PathLike, what: str = "output file", make_parents: bool = False) -> None:
     """Raise :class:`~singvc.errors.OutputError` when the file ``path`` cannot be written: it is a
-    folder, or its folder is missing, not a folder or read-only."""
+    folder, or its folder is missing (unless ``make_parents``: the writer makes it, then its
+    nearest existing parent is checked), not a folder or read-only."""
     path = Path(path)
     label = f"{what} {path}"
     if path.is_dir():
         raise OutputError(f"{label} is a folder")
-    folder = path.absolute().parent
-    if not folder.exists():
+    folder = Path(os.path.abspath(path)).parent
+    if make_parents:
+        folder = _nearest_existing(folder)
+    elif not os.path.lexists(folder):
         raise OutputError(f"cannot write {label}: folder {folder} does not exist")
     if not folder.is_dir():
         raise OutputError(f"cannot write {label}: {folder} is not a folder")

@@ -298,14 +298,22 @@ def test_pitch_output_into_missing_or_unwritable_folder_is_exit_4(audio, tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 
+def test_voice_profile_output_under_a_file_is_exit_4(audio, tmp_path, capsys, no_work):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["voice", "enroll", str(audio["vocal"]), "--name", "x", "-o", str(blocker / "x.json"), *FAST]) == 4
+    assert "is not a folder" in one_error_line(capsys)
+
+
 # -- 7. a re-run leaves one consistent result ---------------------------------------------------
-def test_rerun_without_daw_moves_the_old_session_aside(audio, tmp_path):
+def test_rerun_without_daw_moves_the_old_session_aside(audio, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(cover_args(audio, out, "--daw")) == 0
     first = json.loads((out / "report.json").read_text())
     assert "session" in first["outputs"]
     (out / "notes.txt").write_text("mine")  # the user's own file
-    assert main(cover_args(audio, out)) == 0
+    assert main([*cover_args(audio, out)[:-1]]) == 0  # not --quiet: the move is said
+    assert "moved the earlier run's session, report.json into" in capsys.readouterr().out
     report = json.loads((out / "report.json").read_text())
     assert not (out / "session").exists()
     assert "session" not in report["outputs"] and "previous_run" in report
