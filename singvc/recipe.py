@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import SingvcError, UserInputError
+from .runfolders import check_output_dir
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".aif", ".aiff", ".opus")
 
@@ -484,8 +485,6 @@ def run_recipe(recipe: Recipe, engine=None, out_dir: str | os.PathLike | None = 
     ``output.dir``) atomically and returns the report, which records the recipe and its hashes."""
     from .feature import FeatureOptions, Section, render_feature
     from .pipeline import _Timer, cover_file, estimate_run_bytes, load_song_or_stems, save_result, scratch_folder
-    from .runfolders import check_output_dir
-
     engine = engine or build_engine(recipe)
     out_dir = Path(out_dir) if out_dir is not None else recipe.output_dir()
     vocals_path = None if song is not None else recipe.path_of("input.vocals")
@@ -595,8 +594,6 @@ def run_batch(recipe: Recipe, songs: list[Path], engine=None, out_root: str | os
     :class:`BatchItem` per song as it finishes. Songs already done (same recipe hash and input
     hash in their folder's report) are skipped; a song that fails is reported and the batch
     goes on."""
-    from .runfolders import check_output_dir
-
     engine = engine or build_engine(recipe)
     root = Path(out_root) if out_root is not None else recipe.output_dir()
     check_output_dir(root)  # an unwritable output root stops the batch before any work

@@ -35,7 +35,6 @@ from .audio import as_audio, difference, fit_length, peak_dbfs, save_audio
 from .errors import InvalidAudioError, OutputError
 from .loudness import integrated_loudness
 from .midi import PPQ, Melody, melody_from_track, melody_to_midi, save_midi
-from .runfolders import session_files
 
 if TYPE_CHECKING:
     from .pipeline import CoverResult
@@ -184,19 +183,9 @@ def write_session_folder(out_dir: str | os.PathLike, session: Session, bit_depth
     """
     from .pipeline import staged_output
 
-    old = _session_files(Path(out_dir) / MANIFEST)
     with staged_output(out_dir, protect=protect) as staging:
         manifest = write_session(staging, session, bit_depth)
-        new = set(_session_files(staging / MANIFEST))
-    for name in old:
-        if name not in new:
-            (Path(out_dir) / name).unlink(missing_ok=True)
     return manifest
-
-
-def _session_files(manifest_path: Path) -> list[str]:
-    """Plain file names a session manifest lists (empty if there is none or it is unreadable)."""
-    return session_files(manifest_path)
 
 
 def _atomic_text(path: Path, text: str) -> None:

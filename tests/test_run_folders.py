@@ -356,3 +356,16 @@ def test_separate_into_a_cover_folder_moves_the_cover_aside(audio, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == sorted(["vocals.wav", "instrumental.wav", aside[0].name])
     assert sorted(p.name for p in aside[0].iterdir()) == ["mix.wav", "report.json", "vocals_converted.wav",
                                                           "vocals_original.wav"]
+
+
+def test_stems_rerun_without_midi_moves_the_old_midi_aside(audio, tmp_path):
+    out = tmp_path / "session"
+    assert main(["stems", str(audio["song"]), "-o", str(out), *sep_args(audio)]) == 0
+    midi = [p.name for p in out.glob("*.mid")]
+    assert midi
+    assert main(["stems", str(audio["song"]), "-o", str(out), "--no-midi", *sep_args(audio)]) == 0
+    aside = list(out.glob("previous-run-*"))
+    assert len(aside) == 1 and not list(out.glob("*.mid"))
+    assert sorted(p.name for p in aside[0].glob("*.mid")) == sorted(midi)
+    listed = json.loads((out / "session.json").read_text())
+    assert {s["file"] for s in listed["stems"]} <= {p.name for p in out.iterdir()} and listed["midi"] == []
