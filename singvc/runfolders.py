@@ -3,11 +3,12 @@ checks made before any work, and the outputs of an earlier run in the same folde
 
 - Every hidden folder a run makes (``.NAME.scratch-*``, ``.NAME.partial-*``, ``.NAME.old-*``,
   ``.decode-*``, cache ``.entry.*``) holds an owner file (:data:`OWNER_FILE`: pid, host, the
-  process's start time and boot id, so a reused pid is not taken for the owner, and when it was
-  made). When a run makes a new one, :func:`sweep` removes those of the same parent whose owner is
-  a dead process on this host (SIGKILL, power cut); folders of other hosts only when older than
-  :data:`FOREIGN_STALE_SECONDS`, owner-less ones (killed before the owner file was written) when
-  older than :data:`ORPHAN_STALE_SECONDS`. A live run's folders are never touched.
+  process's start time, boot id and pid namespace, so a reused pid is not taken for the owner,
+  and when it was made). When a run makes a new one, :func:`sweep` removes those of the same
+  parent whose owner is a dead process on this host (SIGKILL, power cut); folders of other hosts
+  (or containers) only when older than :data:`FOREIGN_STALE_SECONDS`, owner-less ones (killed
+  before the owner file was written) when older than :data:`ORPHAN_STALE_SECONDS`. A live run's
+  folders are never touched.
 - :func:`check_output_dir`, :func:`check_output_file` and :func:`check_cache_dir` find output
   problems (a file where a folder belongs, a missing, read-only or full folder) before the work,
   raising :class:`~singvc.errors.OutputError` (exit 4).
@@ -62,6 +63,14 @@ def _boot_id() -> str | None:
     return _read("/proc/sys/kernel/random/boot_id")
 
 
+def _pid_namespace() -> str | None:
+    """This process's pid namespace (containers on one host name may not see each other's pids)."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+
+
 def process_start(pid: int) -> int | None:
     """When process ``pid`` started, in clock ticks since boot (``/proc/PID/stat`` field 22), or
     None where that cannot be read. With the pid it names one process, even after pid reuse."""
@@ -78,7 +87,7 @@ def owner_record() -> dict:
     """This process as an owner: pid, host, start time, boot id and the current time."""
     pid = os.getpid()
     return {"pid": pid, "host": socket.gethostname(), "start": process_start(pid), "boot_id": _boot_id(),
-            "created": time.time()}
+            "pid_ns": _pid_namespace(), "created": time.time()}
 
 
 def write_owner(folder: Path) -> None:
@@ -103,8 +112,9 @@ def read_owner(folder: Path) -> dict | None:
 
 def owner_alive(owner: dict) -> bool:
     """True when the process that ``owner`` names still runs on this host (a folder of another
-    host counts as alive: it cannot be asked)."""
-    if owner["host"] != socket.gethostname():
+    host, or of another pid namespace such as another container, counts as alive: it cannot be
+    asked)."""
+    if not _same_host(owner):
         return True
     boot = _boot_id()
     if owner.get("boot_id") and boot and owner["boot_id"] != boot:
@@ -124,6 +134,12 @@ def owner_alive(owner: dict) -> bool:
     if owner.get("start") is not None and start is not None and start != owner["start"]:
         return False  # the pid now belongs to another process
     return True
+
+
+def _same_host(owner: dict) -> bool:
+    """True when ``owner``'s pid can be looked up here: same host name and pid namespace."""
+    ns = _pid_namespace()
+    return owner["host"] == socket.gethostname() and not (owner.get("pid_ns") and ns and owner["pid_ns"] != ns)
 
 
 def _newest_mtime(path: Path) -> float:
@@ -148,7 +164,7 @@ def is_stale(folder: Path, now: float | None = None) -> bool:
     owner = read_owner(folder)
     if owner is None:
         return age > ORPHAN_STALE_SECONDS
-    if owner["host"] != socket.gethostname():
+    if not _same_host(owner):
         return age > FOREIGN_STALE_SECONDS
     return not owner_alive(owner)
 

@@ -142,6 +142,9 @@ def test_next_run_sweeps_dead_owners_and_keeps_live_ones(audio, tmp_path):
             "orphan_new": make_hidden(tmp_path, ".out.scratch-orphan02", None),
             "foreign_new": make_hidden(tmp_path, ".out.scratch-foreign2",
                                        {"pid": 1, "host": host + "-elsewhere", "created": time.time()}),
+            # same host name, another pid namespace (another container): its pids mean nothing here
+            "other_ns": make_hidden(tmp_path, ".out.scratch-otherns1",
+                                    {**me, "pid": dead_pid(), "pid_ns": "pid:[1]"}),
         }
         user = tmp_path / ".my-notes.scratch-keep"  # a name singvc never makes... as a file
         user.write_text("mine")
@@ -214,14 +217,16 @@ def sep_args(audio) -> list[str]:
             "--no-cache", "--quiet"]
 
 
-@pytest.mark.parametrize("command", ["cover", "separate", "stems", "run"])
+@pytest.mark.parametrize("command", ["cover", "separate", "stems", "run", "batch"])
 def test_existing_file_as_output_folder_is_exit_4_before_the_work(audio, tmp_path, capsys, no_work, command):
     target = tmp_path / "taken"
     target.write_text("not a folder")
-    if command == "run":
+    if command in ("run", "batch"):
         recipe = tmp_path / "r.toml"
         recipe.write_text(f'[input]\nsong = "{audio["song"]}"\n[voice]\ntranspose = 0\n')
         argv = ["run", str(recipe), "-o", str(target), "--no-cache", "--quiet"]
+        if command == "batch":
+            argv += ["--songs", str(audio["root"])]
     elif command == "cover":
         argv = ["cover", str(audio["song"]), "--transpose", "0", "-o", str(target), *sep_args(audio)]
     else:
