@@ -33,7 +33,10 @@ from .errors import InvalidReferenceError, OutputError, PlanError, UserInputErro
 from .loudness import integrated_loudness, match_loudness, remix, true_peak_dbtp
 from .pitch import PitchTrack, load_pitch_model, track_pitch
 from .plan import RangePlan, Register, measure_register, parse_range, plan_transposition
-from .runfolders import OUTPUT_FILES, OWNER_FILE, Aside, audio_bytes, check_output_dir, hidden_folder, plan_aside, sweep
+from .runfolders import (
+    OUTPUT_FILES, OWNER_FILE, Aside, audio_bytes, check_output_dir, hidden_folder, plan_aside, signals_held,
+    sweep,
+)
 from .voice import VoiceProfile, analyse_voice, is_profile_ref, load_profile
 
 #: shortest reference clip accepted, seconds
@@ -581,16 +584,17 @@ def staged_output(out_dir: str | os.PathLike, aside: Aside | None = None,
         items = sorted(p for p in staging.iterdir() if p.name != OWNER_FILE)
         if aside is None:
             aside = plan_aside(out_dir, [p.name for p in items], protect)
-        aside.apply()
-        for item in items:
-            target = out_dir / item.name
-            if item.is_dir() and target.is_dir():  # a folder (e.g. session/) replaces the old one whole
-                old = hidden_folder(out_dir, f".{item.name}.old-")
-                os.replace(target, old / item.name)
-                os.replace(item, target)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(item, target)
+        with signals_held():  # Ctrl-C or SIGTERM now takes effect after the renames, not between them
+            aside.apply()
+            for item in items:
+                target = out_dir / item.name
+                if item.is_dir() and target.is_dir():  # a folder (e.g. session/) replaces the old one whole
+                    old = hidden_folder(out_dir, f".{item.name}.old-")
+                    os.replace(target, old / item.name)
+                    os.replace(item, target)
+                    shutil.rmtree(old, ignore_errors=True)
+                else:
+                    os.replace(item, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

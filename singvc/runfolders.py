@@ -22,12 +22,15 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import tempfile
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import soundfile as sf
 
@@ -192,6 +195,30 @@ def sweep(parent: Path, pattern: re.Pattern = _HIDDEN_FOLDER) -> list[Path]:
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     return removed
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back (in the main thread) while a few renames put a run's outputs
+    in place: a signal that arrives then is passed on to the handler that was in force just after,
+    never between two renames, so the output folder holds the old result or the new one."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    arrived: list[int] = []
+    old = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous = signal.getsignal(signum)
+        if previous is not None:  # None: a handler not set from Python, which cannot be put back
+            old[signum] = previous
+            signal.signal(signum, lambda n, frame: arrived.append(n))
+    try:
+        yield
+    finally:
+        for signum, previous in old.items():
+            signal.signal(signum, previous)
+        for signum in dict.fromkeys(arrived):
+            signal.raise_signal(signum)
 
 
 # -- output checks before the work --------------------------------------------------------------

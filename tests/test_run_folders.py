@@ -189,6 +189,30 @@ def test_unfinished_cache_entries_of_dead_runs_are_removed(tmp_path):
     assert stored is not None and not (stored / OWNER_FILE).exists()
 
 
+def test_outputs_are_put_in_place_before_a_signal_takes_effect():
+    from singvc.runfolders import signals_held
+
+    seen = []
+    old = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
+    try:
+        with signals_held():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+            assert seen == []  # held while the renames run
+        time.sleep(0.05)
+        assert seen == [signal.SIGTERM]  # delivered right after
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    # Ctrl-C: KeyboardInterrupt comes after the block, which ran to its end
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with signals_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            done.append(True)
+    assert done == [True]
+
+
 # -- 6. output problems are exit 4, before the work --------------------------------------------
 @pytest.fixture
 def no_work(monkeypatch):
