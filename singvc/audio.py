@@ -29,6 +29,7 @@ import numpy as np
 import soundfile as sf
 
 from .errors import AudioLoadError, InvalidAudioError, OutputError, SingvcWarning
+from .runfolders import hidden_folder
 
 MIN_SAMPLE_RATE = 8_000
 MAX_SAMPLE_RATE = 192_000
@@ -466,7 +467,7 @@ def load_audio_to_disk(path: str | os.PathLike, out_path: str | os.PathLike,
         bad = 0
         # frame counts of compressed files are not always exact: decode into per-block parts, then
         # lay them out channel-major once the length is known
-        tmp_dir = Path(tempfile.mkdtemp(prefix=".decode-", dir=Path(out_path).parent))
+        tmp_dir = hidden_folder(Path(out_path).parent, ".decode-")
         try:
             while True:
                 try:

@@ -33,6 +33,7 @@ import numpy as np
 
 from .audio import DiskAudio, blocks
 from .errors import InvalidAudioError, OutputError, SingvcWarning, UserInputError
+from .runfolders import OWNER_FILE, ORPHAN_STALE_SECONDS, is_stale, write_owner
 
 CACHE_VERSION = 1
 #: the stages whose results are cached (one subfolder each)
@@ -41,8 +42,9 @@ KINDS = ("separation", "pitch")
 DEFAULT_MAX_GB = 20.0
 #: pruning spares the entries this process used last (the song at hand: stems and pitch tracks)
 SPARED_ENTRIES = 8
-#: an unfinished entry (``.entry.*``) older than this many seconds was left by a killed run
-STALE_SECONDS = 24 * 3600.0
+#: an unfinished entry file (``.entry.*.npz``) untouched this many seconds was left by a killed run
+#: (an unfinished entry folder holds its run's owner file: removed once that run is gone)
+STALE_SECONDS = ORPHAN_STALE_SECONDS
 #: the file in an audio entry listing its files with their size, shape and SHA-256
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
@@ -266,13 +268,15 @@ class Cache:
         return removed, freed
 
     def _remove_stale(self) -> int:
-        """Remove unfinished entries older than :data:`STALE_SECONDS`; returns the bytes freed."""
+        """Remove unfinished entries left by killed runs (a folder whose owner run is gone, see
+        :func:`~singvc.runfolders.is_stale`; a file untouched for :data:`STALE_SECONDS`); returns
+        the bytes freed."""
         freed, now = 0, time.time()
         for kind in KINDS:
             folder = self.root / kind
             for path in folder.glob(".entry.*") if folder.is_dir() else ():
                 try:
-                    stale = now - path.stat().st_mtime > STALE_SECONDS
+                    stale = is_stale(path, now) if path.is_dir() else now - path.stat().st_mtime > STALE_SECONDS
                 except OSError:
                     continue
                 if stale:
@@ -368,6 +372,7 @@ class Cache:
             folder.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=".entry.", dir=folder.parent))
             files = {}
+            write_owner(tmp)  # a killed run's unfinished entry is removed once the run is gone
             for name, buffer in audio.items():
                 shape = tuple(int(n) for n in buffer.shape)
                 copy = DiskAudio(tmp / f"{name}.npy", shape=shape)
@@ -381,6 +386,7 @@ class Cache:
                 files[f"{name}.npy"] = {"shape": list(shape), "bytes": (tmp / f"{name}.npy").stat().st_size,
                                         "sha256": [h.hexdigest() for h in hashes]}
             (tmp / MANIFEST).write_text(json.dumps({"version": MANIFEST_VERSION, "files": files}, indent=1))
+            (tmp / OWNER_FILE).unlink(missing_ok=True)
             _remove(folder)
             os.replace(tmp, folder)
         except (OSError, OutputError):

@@ -1,18 +1,23 @@
 """The ``singvc`` command line. The only place that prints, exits, or maps errors to exit codes.
 
 Exit codes: 0 success, 1 a batch finished with some songs failed, 2 bad input (file, flag, reference), 3 model or weights unavailable,
-4 output cannot be written, 70 internal error, 130 interrupted.
+4 output cannot be written, 70 internal error, 130 interrupted (SIGINT), 143 terminated (SIGTERM).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from .errors import SingvcError, SingvcWarning, UserInputError
+from .runfolders import audio_bytes, check_cache_dir, check_output_dir, check_output_file
 
 PITCH_MODELS = ("full", "tiny")
 CONVERTER_NAMES = ("dsp", "pitch", "none")
@@ -279,7 +284,21 @@ def _engine(args: argparse.Namespace, **overrides):
     fields["preset"] = getattr(args, "preset", None)
     fields.update(overrides)
     cache = Cache(args.cache_dir, enabled=not args.no_cache)
-    return Singvc(CoverSettings(**fields), cache=cache, progress=not args.quiet)
+    settings = CoverSettings(**fields)
+    if cache.enabled:  # an unwritable or full cache is found now, not after the work
+        separates = getattr(args, "song", None) is not None and getattr(args, "vocals", None) is None \
+            and settings.separation
+        check_cache_dir(cache.root, CACHE_STEMS * audio_bytes(args.song) if separates else 0)
+    return Singvc(settings, cache=cache, progress=not args.quiet)
+
+
+#: float32 buffers of the song's length a separation cache entry holds (Demucs' four stems)
+CACHE_STEMS = 4
+
+
+#: float32 buffers of the song's length that separate and stems keep on the output's disk at most
+SEPARATE_BUFFERS = 6
+STEMS_BUFFERS = 10
 
 
 def _default_dir(path: str | None, suffix: str) -> Path:
@@ -308,11 +327,19 @@ def cmd_cover(args: argparse.Namespace) -> int:
         for w in report["warnings"]:
             print(f"warning: {w}", file=sys.stderr)
         print(f"wrote {out}/ ({', '.join(report['outputs'])}) in {report['seconds']['total']:.1f} s")
+        _print_moved_aside(report, out)
         if "session" in report:
             session = report["session"]
             print(f"DAW session {out}/session/: {session['tempo_bpm']:g} BPM, {session['key']['song']['name']}"
                   f" (vocal now in {session['key']['vocal_after_shift']['name']})")
     return 0
+
+
+def _print_moved_aside(report: dict, out: Path) -> None:
+    """Say where the outputs of an earlier run in the same folder went (see save_result)."""
+    moved = report.get("previous_run")
+    if moved:
+        print(f"moved the earlier run's {', '.join(moved['files'])} into {out}/{moved['folder']}/")
 
 
 def cmd_separate(args: argparse.Namespace) -> int:
@@ -321,10 +348,11 @@ def cmd_separate(args: argparse.Namespace) -> int:
 
     engine = _engine(args)
     out = Path(args.output) if args.output else _default_dir(args.song, "stems")
+    check_output_dir(out, audio_bytes(args.song) * SEPARATE_BUFFERS)
     with scratch_folder(out) as scratch:  # the song and stems stream through disk: flat memory
         song, sample_rate = load_input(args.song, scratch, "song")
         vocals, instrumental, _ = engine.separate(song, sample_rate, scratch)
-        with staged_output(out) as staging:
+        with staged_output(out, protect=(args.song,)) as staging:
             save_audio(staging / "vocals.wav", vocals, sample_rate, args.bit_depth)
             save_audio(staging / "instrumental.wav", instrumental, sample_rate, args.bit_depth)
     if not args.quiet:
@@ -338,6 +366,7 @@ def cmd_stems(args: argparse.Namespace) -> int:
 
     engine = _engine(args)
     out = Path(args.output) if args.output else _default_dir(args.song, "session")
+    check_output_dir(out, audio_bytes(args.song) * STEMS_BUFFERS)
     title = Path(args.song).stem
     with scratch_folder(out) as scratch:  # the song and stems stream through disk: flat memory
         song, sample_rate = load_input(args.song, scratch, "song")
@@ -346,7 +375,7 @@ def cmd_stems(args: argparse.Namespace) -> int:
         manifest = write_session_folder(
             out, stems_session(song, sample_rate, separated, pitch, title=f"{title} (singvc stems)", name=title,
                                instrumental_path=scratch / "instrumental.npy"),
-            args.bit_depth)
+            args.bit_depth, protect=(args.song,))
     if not args.quiet:
         files = [s["file"] for s in manifest["stems"]] + [m["file"] for m in manifest["midi"]]
         print(f"{manifest['tempo_bpm']:g} BPM, {manifest['key']['name']}")
@@ -372,6 +401,8 @@ def cmd_voice(args: argparse.Namespace) -> int:
     out = Path(args.output) if args.output else profiles_dir() / f"{name}.json"
     if out.exists() and not args.force:
         raise UserInputError(f"voice profile {out} exists; use --force to replace it")
+    if args.output:
+        check_output_file(out, "voice profile", make_parents=True)  # the profile's folder is made
     engine = _engine(args)
     clips, tracks = [], []
     for path in args.clips:
@@ -426,10 +457,14 @@ def cmd_pitch(args: argparse.Namespace) -> int:
 
     from .audio import load_audio
 
+    out = Path(args.output) if args.output else Path(f"{Path(args.audio).stem}.pitch.npz")
+    # output problems are found before the pitch tracking
+    check_output_file(out, "pitch track")
+    if args.csv:
+        check_output_file(args.csv, "CSV file")
     engine = _engine(args)
     audio, sample_rate = load_audio(args.audio)
     track, _ = engine.track(audio, sample_rate)
-    out = Path(args.output) if args.output else Path(f"{Path(args.audio).stem}.pitch.npz")
     track.save(out)
     if args.csv:
         csv_path = Path(args.csv)
@@ -531,8 +566,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     require_stack()
     recipe = load_recipe(args.recipe, args.overrides)
     songs = list_songs(args.songs) if args.songs else None
-    engine = build_engine(recipe, Cache(args.cache_dir, enabled=not args.no_cache),
-                          progress=not args.quiet and songs is None, device=args.device)
+    cache = Cache(args.cache_dir, enabled=not args.no_cache)
+    engine = build_engine(recipe, cache, progress=not args.quiet and songs is None, device=args.device)
+    if cache.enabled:  # an unwritable or full cache is found now, not after the work
+        separates = engine.settings.separation and not (songs is None and recipe.get("input.vocals"))
+        song = songs[0] if songs else recipe.path_of("input.song")
+        check_cache_dir(cache.root, CACHE_STEMS * audio_bytes(song) if separates else 0)
     out = Path(args.output) if args.output else None
     if songs is None:
         report = run_recipe(recipe, engine, out)
@@ -542,6 +581,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             where = out or recipe.output_dir()
             print(f"{recipe.name} ({recipe.kind}, recipe {recipe.sha256[:12]}): wrote {where}/ "
                   f"({', '.join(report['outputs'])}) in {report['seconds']['total']:.1f} s")
+            _print_moved_aside(report, where)
         return 0
     items = []
     width = max(len(s.name) for s in songs)
@@ -603,7 +643,31 @@ def main(argv: list[str] | None = None) -> int:
             warnings.filterwarnings("ignore")
         warnings.filterwarnings("always", category=SingvcWarning)
         warnings.showwarning = _show_warning
-        return _run(parser, args, argv, debug)
+        with _sigterm_raises():
+            return _run(parser, args, argv, debug)
+
+
+class _Terminated(BaseException):
+    """Raised in the main thread by SIGTERM: like KeyboardInterrupt, it unwinds through every
+    ``finally`` (working and staging folders are removed) and no ``except Exception`` stops it."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second TERM does not cut the clean-up short
+    raise _Terminated()
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """While the command runs, SIGTERM raises :class:`_Terminated`; the old handler is restored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def _usage(exc: _UsageError) -> int:
@@ -636,6 +700,9 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[s
     except KeyboardInterrupt:
         print("singvc: interrupted", file=sys.stderr)
         return 130
+    except _Terminated:
+        print("singvc: terminated", file=sys.stderr)
+        return 143
     except MemoryError:
         print("singvc: error: out of memory (try a shorter song or --pitch-model tiny)", file=sys.stderr)
         return 1

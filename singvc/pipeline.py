@@ -34,13 +34,20 @@ from .loudness import integrated_loudness, match_loudness, remix, true_peak_dbtp
 from .pitch import PitchTrack, load_pitch_model, track_pitch
 from .plan import RangePlan, Register, measure_register, parse_range, plan_transposition
 from .recipe import RANGES, range_error
+from .runfolders import (
+    OUTPUT_FILES, OWNER_FILE, Aside, audio_bytes, check_output_dir, hidden_folder, plan_aside, signals_held,
+    sweep,
+)
 from .voice import VoiceProfile, analyse_voice, is_profile_ref, load_profile
 
 #: shortest reference clip accepted, seconds
 MIN_REFERENCE_SECONDS = 1.0
 #: a reference whose sample peak is below this is treated as silent
 SILENT_DBFS = -60.0
-OUTPUT_FILES = ("mix.wav", "vocals_converted.wav", "vocals_original.wav", "instrumental.wav", "report.json")
+#: full-length float32 buffers a cover run keeps on disk at most (working folder and outputs), for
+#: the free-space check made before the work; a DAW session adds every stem again
+RUN_BUFFERS = 10
+DAW_BUFFERS = 6
 
 
 @dataclass
@@ -543,11 +550,13 @@ def _buffer_path(scratch: Path | None, name: str) -> Path | None:
 
 
 def _hidden_folder_beside(out_dir: Path, kind: str) -> Path:
-    """A new hidden folder ``.NAME.KIND-XXXX`` in ``out_dir``'s parent (created if needed)."""
-    parent = out_dir.absolute().parent
+    """A new hidden folder ``.NAME.KIND-XXXX`` in ``out_dir``'s parent (created if needed), with
+    this run's owner file; stale ones of dead runs there are removed (see :mod:`singvc.runfolders`)."""
+    out_dir = Path(os.path.abspath(out_dir))  # "-o ." names the folder, not ""
+    parent = out_dir.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.{kind}-", dir=parent))
+        return hidden_folder(parent, f".{out_dir.name}.{kind}-")
     except OSError as exc:
         raise OutputError(f"cannot create output folder {out_dir}: {exc.strerror}") from exc
 
@@ -587,26 +596,37 @@ def cover(
 
 
 @contextmanager
-def staged_output(out_dir: str | os.PathLike) -> Iterator[Path]:
+def staged_output(out_dir: str | os.PathLike, aside: Aside | None = None,
+                  protect: tuple = ()) -> Iterator[Path]:
     """Yield a staging folder; on success move its files into ``out_dir``, on failure delete it.
 
     Existing files in ``out_dir`` with the same names are replaced one rename at a time; a failed
-    run leaves ``out_dir`` as it was.
+    run leaves ``out_dir`` as it was. Outputs of an earlier run that this one does not write are
+    first moved into ``out_dir/previous-run-*/`` with the earlier report: as ``aside`` plans
+    (see :func:`~singvc.runfolders.plan_aside`), by default those the staging folder has no
+    file for (never the ``protect`` paths, this run's inputs).
     """
     out_dir = Path(out_dir)
     staging = _hidden_folder_beside(out_dir, "partial")
+    if out_dir.is_dir():
+        sweep(out_dir)  # .NAME.old-* folders of killed runs
     try:
         yield staging
         out_dir.mkdir(parents=True, exist_ok=True)
-        for item in sorted(staging.iterdir()):
-            target = out_dir / item.name
-            if item.is_dir() and target.is_dir():  # a folder (e.g. session/) replaces the old one whole
-                old = Path(tempfile.mkdtemp(prefix=f".{item.name}.old-", dir=out_dir))
-                os.replace(target, old / item.name)
-                os.replace(item, target)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(item, target)
+        items = sorted(p for p in staging.iterdir() if p.name != OWNER_FILE)
+        if aside is None:
+            aside = plan_aside(out_dir, [p.name for p in items], protect)
+        with signals_held():  # Ctrl-C or SIGTERM now takes effect after the renames, not between them
+            aside.apply()
+            for item in items:
+                target = out_dir / item.name
+                if item.is_dir() and target.is_dir():  # a folder (e.g. session/) replaces the old one whole
+                    old = hidden_folder(out_dir, f".{item.name}.old-")
+                    os.replace(target, old / item.name)
+                    os.replace(item, target)
+                    shutil.rmtree(old, ignore_errors=True)
+                else:
+                    os.replace(item, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -678,6 +698,8 @@ def cover_file(
     timer = _Timer()
     if song_path is None and vocals_path is None:
         raise UserInputError("give a song, or --vocals (and --instrumental)")
+    # output problems are found now, not after the whole job
+    check_output_dir(out_dir, estimate_run_bytes(song_path or vocals_path, daw))
     # every full-length buffer lives in a working folder on disk and each stage streams through
     # it: memory stays flat as songs get longer
     with scratch_folder(out_dir) as scratch:
@@ -700,6 +722,12 @@ def cover_file(
                            extra_report=extra_report, stems=stems)
 
 
+def estimate_run_bytes(input_path: str | os.PathLike | None, daw: bool = False) -> int:
+    """About how many bytes a cover run of the audio file ``input_path`` needs on the output's
+    disk at most (working buffers and outputs); 0 when the file cannot be read here."""
+    return audio_bytes(input_path) * (RUN_BUFFERS + (DAW_BUFFERS if daw else 0))
+
+
 def save_result(
     result: CoverResult,
     out_dir: str | os.PathLike,
@@ -713,9 +741,15 @@ def save_result(
     midi: bool = True,
 ) -> dict:
     """Write a :class:`CoverResult` into ``out_dir`` atomically (WAVs, ``report.json``, with ``daw``
-    the ``session/`` folder; ``stems=False``: only ``mix.wav``); returns the report written."""
+    the ``session/`` folder; ``stems=False``: only ``mix.wav``); returns the report written.
+
+    Outputs of an earlier run in ``out_dir`` that this one does not write (a ``session/``, stems)
+    are moved with the earlier report into ``out_dir/previous-run-*/``; the report's
+    ``previous_run`` says what was moved."""
     timer = timer or _Timer()
-    with staged_output(out_dir) as staging:
+    outputs = [n for n in OUTPUT_FILES if stems or n in ("mix.wav", "report.json")] + (["session"] if daw else [])
+    aside = plan_aside(out_dir, outputs, protect=(inputs or {}).values())
+    with staged_output(out_dir, aside) as staging:
         with timer.stage("write"):
             for name, audio in result.stems().items():
                 if stems or name == "mix.wav":
@@ -733,8 +767,10 @@ def save_result(
         report["seconds"] = {**{k: round(v, 3) for k, v in timer.seconds.items()}, **report["seconds"]}
         report["seconds"]["total"] = round(sum(v for k, v in report["seconds"].items()), 3)
         report["peak_memory_mb"] = {**timer.peak_mb, **report.get("peak_memory_mb", {})}
-        report["outputs"] = [n for n in OUTPUT_FILES if stems or n in ("mix.wav", "report.json")] + (
-            ["session"] if daw else [])
+        report["outputs"] = outputs
+        if aside.names:
+            report["previous_run"] = {**aside.describe(), "note": "outputs of an earlier run in this folder that "
+                                      "this run does not write, moved aside with the earlier report"}
         report.update(extra_report or {})
         write_json(staging / "report.json", report)
     return report

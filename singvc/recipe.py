@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import SingvcError, UserInputError
+from .runfolders import check_output_dir
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".aif", ".aiff", ".opus")
 
@@ -539,8 +540,7 @@ def run_recipe(recipe: Recipe, engine=None, out_dir: str | os.PathLike | None = 
     """Execute one recipe (``song`` replaces ``input.song``); writes ``out_dir`` (default
     ``output.dir``) atomically and returns the report, which records the recipe and its hashes."""
     from .feature import FeatureOptions, Section, render_feature
-    from .pipeline import _Timer, cover_file, load_song_or_stems, save_result, scratch_folder
-
+    from .pipeline import _Timer, cover_file, estimate_run_bytes, load_song_or_stems, save_result, scratch_folder
     engine = engine or build_engine(recipe)
     out_dir = Path(out_dir) if out_dir is not None else recipe.output_dir()
     vocals_path = None if song is not None else recipe.path_of("input.vocals")
@@ -552,6 +552,8 @@ def run_recipe(recipe: Recipe, engine=None, out_dir: str | os.PathLike | None = 
     for p in (song_path, vocals_path, instrumental_path):
         if p is not None and not p.is_file():
             raise UserInputError(f"input file {p} not found")
+    # output problems are found before the voices are measured and the song is loaded
+    check_output_dir(out_dir, estimate_run_bytes(vocals_path or song_path, bool(recipe.get("output.daw", False))))
     record = {**recipe.describe(), "input_sha256": file_sha256(vocals_path or song_path)}
     if voices is None:
         voices = load_voices(recipe, engine)
@@ -650,6 +652,7 @@ def run_batch(recipe: Recipe, songs: list[Path], engine=None, out_root: str | os
     goes on."""
     engine = engine or build_engine(recipe)
     root = Path(out_root) if out_root is not None else recipe.output_dir()
+    check_output_dir(root)  # an unwritable output root stops the batch before any work
     voices = load_voices(recipe, engine)  # a bad voice stops the batch before any song
     dirs = batch_dirs(songs, root)
     for i, (song, out_dir) in enumerate(zip(songs, dirs), 1):

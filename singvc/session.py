@@ -178,33 +178,20 @@ def write_session(folder: str | os.PathLike, session: Session, bit_depth: str = 
     return manifest
 
 
-def write_session_folder(out_dir: str | os.PathLike, session: Session, bit_depth: str = "24") -> dict:
+def write_session_folder(out_dir: str | os.PathLike, session: Session, bit_depth: str = "24",
+                         protect: tuple = ()) -> dict:
     """:func:`write_session` into a staging folder, moved into ``out_dir`` only when complete.
 
-    Files of an earlier session in ``out_dir`` (those its ``session.json`` lists) that the new one
-    does not write are removed afterwards; nothing else in ``out_dir`` is touched.
+    Outputs of an earlier run in ``out_dir`` (files its ``session.json`` or ``report.json`` list,
+    singvc's output names) that the new session does not write are moved into
+    ``out_dir/previous-run-*/`` (see :func:`~singvc.pipeline.staged_output`; never the ``protect``
+    paths, this run's inputs); nothing else in ``out_dir`` is touched.
     """
     from .pipeline import staged_output
 
-    old = _session_files(Path(out_dir) / MANIFEST)
-    with staged_output(out_dir) as staging:
+    with staged_output(out_dir, protect=protect) as staging:
         manifest = write_session(staging, session, bit_depth)
-        new = set(_session_files(staging / MANIFEST))
-    for name in old:
-        if name not in new:
-            (Path(out_dir) / name).unlink(missing_ok=True)
     return manifest
-
-
-def _session_files(manifest_path: Path) -> list[str]:
-    """Plain file names a session manifest lists (empty if there is none or it is unreadable)."""
-    try:
-        data = json.loads(manifest_path.read_text())
-        names = [e["file"] for e in data.get("stems", []) + data.get("midi", [])]
-        names += [data.get("dawproject"), data.get("reaper")]
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
-        return []
-    return [n for n in names if isinstance(n, str) and n == Path(n).name and not n.startswith(".")]
 
 
 def _atomic_text(path: Path, text: str) -> None:
