@@ -265,6 +265,8 @@ class Singvc:
         separator = Separator(self.separator_model, device=self.settings.device)
         result = separator.separate(mix, sample_rate, progress=self.progress, callback=self.callback,
                                     scratch=scratch)
+        for name, stem in result.stems.items():  # checked before it is cached or used
+            check_result(stem, f"separated {name} stem")
         self.cache.save_audio("separation", digest, settings, result.stems)
         return (dict(result.stems) if every_stem else {"vocals": result.vocals}), False
 
@@ -285,6 +287,7 @@ class Singvc:
                               model=model), True
         track = track_pitch(audio, sample_rate, self.pitch_model_for(model), hop_seconds=self.settings.pitch_hop,
                             stride=self.settings.pitch_stride, progress=self.progress, callback=self.callback)
+        track.check_finite()  # checked before it is cached or used
         self.cache.save("pitch", digest, settings, {
             "times": track.times, "f0": track.f0, "periodicity": track.periodicity,
             "voiced": track.voiced, "hop": np.float64(track.hop)})

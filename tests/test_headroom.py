@@ -251,3 +251,18 @@ def test_write_json_turns_non_finite_numbers_into_null(tmp_path):
                     "4": str(tmp_path / "p"), "g": {"h": [None]}}
     assert json_safe(float("nan")) is None and strict_loads(dumps([np.inf])) == [None]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]
+
+
+def test_non_finite_pitch_track_is_neither_cached_nor_used(tmp_path, monkeypatch):
+    import singvc.pipeline
+    from singvc.cache import Cache
+    from singvc.pipeline import Singvc
+
+    n = 40
+    bad = PitchTrack(times=np.arange(n) * 0.01, f0=np.full(n, np.nan), periodicity=np.zeros(n),
+                     voiced=np.zeros(n, bool), hop=0.01, model="tiny")
+    monkeypatch.setattr(singvc.pipeline, "track_pitch", lambda *a, **k: bad)
+    engine = Singvc(cache=Cache(tmp_path / "cache"), pitch_model=object())
+    with pytest.raises(NonFiniteResultError, match="40 in f0"):
+        engine.track(hot_vocal(0.5, 0.5), RATE)
+    assert not list((tmp_path / "cache").rglob("*.npz"))
