@@ -7,7 +7,9 @@ always passed together with an explicit ``sample_rate`` in Hz (int). Samples are
 Files are read with libsndfile (wav, flac, ogg/vorbis, opus, mp3, aiff, ...) at any sample rate
 from 8 to 192 kHz and any channel count. Files are written as WAV (24-bit PCM by default, 16-bit
 PCM or 32-bit float on request) to a temporary file beside the target, then renamed into place,
-so a crash or a full disk never leaves a half-written file under the final name.
+so a crash or a full disk never leaves a half-written file under the final name. Nothing is clipped
+silently: PCM holds [-1, 1], and :func:`save_audio` refuses samples beyond it (callers turn a group
+of outputs down together, see :func:`headroom_gain_db`) and refuses NaN/inf samples.
 
 Long songs: :class:`DiskAudio` keeps float32 ``[channels, samples]`` in a ``.npy`` file and is
 read and written by time slice (``audio[:, a:b]``), so the stages can stream a song of any length
@@ -28,7 +30,9 @@ from typing import Iterator
 import numpy as np
 import soundfile as sf
 
-from .errors import AudioLoadError, InvalidAudioError, OutputError, SingvcWarning
+from .errors import (
+    AudioLoadError, ClippingError, InvalidAudioError, NonFiniteResultError, OutputError, ResultError, SingvcWarning,
+)
 from .runfolders import hidden_folder
 
 MIN_SAMPLE_RATE = 8_000
@@ -36,6 +40,9 @@ MAX_SAMPLE_RATE = 192_000
 
 #: bit depth name -> libsndfile subtype
 SUBTYPES = {"16": "PCM_16", "24": "PCM_24", "32f": "FLOAT"}
+#: the highest sample peak (dBFS) singvc gives a PCM output it had to turn down: a hair under full
+#: scale, so the float32 rounding of a gain can never carry a sample past it
+PCM_PEAK_DBFS = -0.01
 
 
 def as_audio(audio: np.ndarray, name: str = "audio") -> np.ndarray:
@@ -61,17 +68,45 @@ def as_audio(audio: np.ndarray, name: str = "audio") -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 
+def count_nonfinite(audio: "np.ndarray | DiskAudio") -> int:
+    """How many samples of ``audio`` are NaN or infinite (read block by block)."""
+    if not isinstance(audio, DiskAudio):
+        audio = np.asarray(audio)
+        if audio.ndim < 2:
+            return int(audio.size - np.count_nonzero(np.isfinite(audio)))
+    return sum(int(audio[:, a:b].size - np.count_nonzero(np.isfinite(audio[:, a:b])))
+               for a, b in blocks(audio.shape[-1]))
+
+
 def check_finite(audio: np.ndarray, name: str = "audio") -> None:
     """Raise :class:`InvalidAudioError` if ``audio`` holds NaN or infinite samples."""
-    if isinstance(audio, DiskAudio):
-        bad = sum(int(audio[:, a:b].size - np.count_nonzero(np.isfinite(audio[:, a:b])))
-                  for a, b in blocks(audio.shape[1]))
-        if bad:
-            raise InvalidAudioError(f"{name} contains {bad} NaN or infinite samples")
-        return
-    if not np.all(np.isfinite(audio)):
-        bad = int(np.size(audio) - np.count_nonzero(np.isfinite(audio)))
+    bad = count_nonfinite(audio)
+    if bad:
         raise InvalidAudioError(f"{name} contains {bad} NaN or infinite samples")
+
+
+def check_result(audio: "np.ndarray | DiskAudio", name: str) -> None:
+    """Raise :class:`NonFiniteResultError` if a stage's output ``audio`` holds NaN or infinite
+    samples (the input was checked: this is singvc's own failure, and nothing is written)."""
+    bad = count_nonfinite(audio)
+    if bad:
+        raise NonFiniteResultError(f"{name} has {bad} NaN or infinite samples; nothing was written")
+
+
+def output_peak_limit(bit_depth: str) -> float | None:
+    """The highest peak (dBFS) an output of ``bit_depth`` is given: :data:`PCM_PEAK_DBFS` for PCM,
+    ``None`` for 32-bit float (which holds any level)."""
+    return None if bit_depth == "32f" else PCM_PEAK_DBFS
+
+
+def headroom_gain_db(peak: float, bit_depth: str) -> float:
+    """The gain (dB, <= 0) that brings outputs whose common sample peak is ``peak`` dBFS within
+    what ``bit_depth`` holds: 0 when they fit (or for float), else down to :data:`PCM_PEAK_DBFS`.
+    Give every output that belongs together (stems that add up to a mix) the same gain."""
+    limit = output_peak_limit(bit_depth)
+    if limit is None or not np.isfinite(peak) or peak <= 0.0:
+        return 0.0
+    return limit - float(peak)
 
 
 @contextmanager
@@ -196,19 +231,29 @@ def save_audio(
     audio: np.ndarray,
     sample_rate: int,
     bit_depth: str = "24",
+    gain_db: float = 0.0,
 ) -> Path:
     """Write ``audio`` (float32 ``[channels, samples]``, or a :class:`DiskAudio`) as a WAV file, atomically.
 
     Args:
         bit_depth: ``"24"`` (PCM, default), ``"16"`` (PCM) or ``"32f"`` (IEEE float).
+        gain_db: a gain applied while writing (block by block: ``audio`` itself is not changed),
+            e.g. the headroom from :func:`headroom_gain_db`.
 
     The data goes to a temporary file in the target's folder, which is renamed over the target
-    only once complete. PCM output is clipped to [-1, 1) by libsndfile.
+    only once complete; every block is checked before it is written.
+
+    Raises:
+        NonFiniteResultError: ``audio`` holds NaN or infinite samples.
+        ClippingError: PCM output asked for samples beyond full scale ([-1, 1]); nothing is ever
+            clipped silently (turn the audio down first, or write ``"32f"``).
+        OutputError: the file cannot be written.
     """
     if bit_depth not in SUBTYPES:
         raise OutputError(f"bit depth must be one of {sorted(SUBTYPES)} (got {bit_depth!r})")
     audio = as_audio(audio)
     path = Path(path)
+    gain = np.float32(10.0 ** (gain_db / 20.0)) if gain_db else None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
@@ -219,13 +264,35 @@ def save_audio(
         with sf.SoundFile(tmp, "w", samplerate=sample_rate, channels=audio.shape[0],
                           subtype=SUBTYPES[bit_depth], format="WAV") as fh:
             for start, stop in blocks(audio.shape[1]):  # block by block: bounded memory for any length
-                fh.write(np.ascontiguousarray(audio[:, start:stop].T))
+                block = audio[:, start:stop] if gain is None else audio[:, start:stop] * gain
+                if not np.all(np.isfinite(block)):
+                    bad = int(block.size - np.count_nonzero(np.isfinite(block)))
+                    bad += count_nonfinite(audio[:, stop:]) if stop < audio.shape[1] else 0
+                    raise NonFiniteResultError(f"{path.name}: the audio has {bad} NaN or infinite samples; "
+                                               "nothing was written")
+                if bit_depth != "32f" and block.size and float(np.max(np.abs(block))) > 1.0:
+                    raise ClippingError(_clipping_message(path, audio, gain, bit_depth))
+                fh.write(np.ascontiguousarray(block.T))
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; give it the usual mode
         os.replace(tmp, path)
+    except ResultError:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     except Exception as exc:
         Path(tmp).unlink(missing_ok=True)
         raise OutputError(f"cannot write {path}: {exc}") from exc
     return path
+
+
+def _clipping_message(path: Path, audio, gain: np.float32 | None, bit_depth: str) -> str:
+    over, peak = 0, 0.0
+    for a, b in blocks(audio.shape[-1]):
+        block = np.abs(audio[:, a:b] if gain is None else audio[:, a:b] * gain)
+        over += int(np.count_nonzero(block > 1.0))
+        peak = max(peak, float(np.max(block)) if block.size else 0.0)
+    return (f"{path.name}: {over} samples beyond full scale (peak {20 * np.log10(peak):+.2f} dBFS) cannot be "
+            f"written as {bit_depth}-bit PCM without clipping; nothing was written (turn it down first, "
+            "or write 32-bit float)")
 
 
 def _umask() -> int:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .errors import SingvcError, SingvcWarning, UserInputError
+from .jsonio import dumps as json_dumps
 from .runfolders import audio_bytes, check_cache_dir, check_output_dir, check_output_file
 
 PITCH_MODELS = ("full", "tiny")
@@ -343,8 +344,7 @@ def _print_moved_aside(report: dict, out: Path) -> None:
 
 
 def cmd_separate(args: argparse.Namespace) -> int:
-    from .audio import save_audio
-    from .pipeline import load_input, scratch_folder, staged_output
+    from .pipeline import load_input, save_together, scratch_folder, staged_output
 
     engine = _engine(args)
     out = Path(args.output) if args.output else _default_dir(args.song, "stems")
@@ -353,9 +353,11 @@ def cmd_separate(args: argparse.Namespace) -> int:
         song, sample_rate = load_input(args.song, scratch, "song")
         vocals, instrumental, _ = engine.separate(song, sample_rate, scratch)
         with staged_output(out, protect=(args.song,)) as staging:
-            save_audio(staging / "vocals.wav", vocals, sample_rate, args.bit_depth)
-            save_audio(staging / "instrumental.wav", instrumental, sample_rate, args.bit_depth)
+            _, warning = save_together(staging, {"vocals.wav": vocals, "instrumental.wav": instrumental},
+                                       sample_rate, args.bit_depth)
     if not args.quiet:
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
         print(f"wrote {out}/vocals.wav and {out}/instrumental.wav")
     return 0
 
@@ -377,6 +379,10 @@ def cmd_stems(args: argparse.Namespace) -> int:
                                instrumental_path=scratch / "instrumental.npy"),
             args.bit_depth, protect=(args.song,))
     if not args.quiet:
+        if manifest["headroom_gain_db"] < 0:
+            print(f"warning: the stems peak above full scale for {args.bit_depth}-bit PCM: all are written "
+                  f"{-manifest['headroom_gain_db']:.1f} dB lower, together (so they still add up); nothing is "
+                  "clipped (--bit-depth 32f keeps the levels)", file=sys.stderr)
         files = [s["file"] for s in manifest["stems"]] + [m["file"] for m in manifest["midi"]]
         print(f"{manifest['tempo_bpm']:g} BPM, {manifest['key']['name']}")
         print(f"wrote {out}/ ({', '.join(files)}, {manifest['dawproject']}, {manifest['reaper']}, session.json)")
@@ -448,7 +454,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 if both.any() else 0.0
     result = evaluate(encoder, source, output, sample_rate, reference, ref_rate, src_track, out_track, semitones,
                       heldout=heldout, heldout_rate=held_rate, windows=not args.no_windows)
-    print(json.dumps(result, indent=2))
+    print(json_dumps(result))
     return 0
 
 
@@ -501,7 +507,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         ref, ref_rate = load_audio(args.voice, name=f"reference {args.voice}")
         target = engine.target_register(ref, ref_rate)
     plan = plan_transposition(track, target, mode="free" if args.no_key_lock else "key-lock", transpose=args.transpose)
-    print(json.dumps(plan.describe(), indent=2))
+    print(json_dumps(plan.describe()))
     return 0
 
 

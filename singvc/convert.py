@@ -410,7 +410,11 @@ class PitchShiftConverter:
         f0 = np.where(voiced, np.exp2(np.interp(t + offset / sample_rate, vt, vlog)), 0.0)
 
         fft_size = pyworld.get_cheaptrick_fft_size(sample_rate, f0_floor)
-        x = np.ascontiguousarray(x)
+        # WORLD's D4C gives NaN aperiodicity for input beyond full scale (a sine peaking at 1.4 is
+        # enough): a hot segment (a float file above 0 dBFS) is analysed at full scale and the
+        # result given its level back; a segment within full scale is processed as it is
+        scale = float(np.max(np.abs(x))) if len(x) else 0.0
+        x = np.ascontiguousarray(x / scale if scale > 1.0 else x)
         sp = pyworld.cheaptrick(x, f0, t, sample_rate, fft_size=fft_size)
         if transform is not None and ratio == 1.0 and self.render == "waveform":
             # direct waveform modification: no aperiodicity needed, no vocoder
@@ -420,7 +424,7 @@ class PitchShiftConverter:
             y = self._vocode(x, sample_rate, f0, t, sp, fft_size, ratio, transform)
         if self.match_level:
             y *= level_match_gain(x, y, sample_rate, self.max_gain_db)
-        return y
+        return y * scale if scale > 1.0 else y
 
     def _vocode(self, x: np.ndarray, sample_rate: int, f0: np.ndarray, t: np.ndarray, sp: np.ndarray,
                 fft_size: int, ratio: float, transform: Callable | None) -> np.ndarray:

@@ -56,6 +56,22 @@ class OutputError(SingvcError):
     exit_code = 4
 
 
+class ResultError(SingvcError):
+    """A stage produced a result singvc will not write (a numerical failure or a bug, not the
+    user's input); nothing was written."""
+
+    exit_code = 70
+
+
+class NonFiniteResultError(ResultError):
+    """A stage's output holds NaN or infinite values (audio, pitch track, melody)."""
+
+
+class ClippingError(ResultError):
+    """PCM output was asked for samples beyond full scale. The caller must leave headroom
+    (scale first) or write 32-bit float: singvc never clips silently."""
+
+
 class SingvcWarning(UserWarning):
     """Something the user should know that does not stop the run (a damaged cache entry
     recomputed, a truncated file read, headroom gain applied). The library issues it with

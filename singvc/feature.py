@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .audio import blocks, new_like
+from .audio import blocks, new_like, output_peak_limit
 from .errors import UserInputError
 from .loudness import integrated_loudness, remix, true_peak_dbtp
 from .pitch import PitchTrack
@@ -280,7 +280,7 @@ def render_feature(
         scratch: a working folder: every full-length buffer is then a DiskAudio file there and
             the song is assembled block by block (bounded memory), with the same result.
     """
-    from .pipeline import CoverResult, _buffer_path, _num, _Timer, run_report
+    from .pipeline import CoverResult, _buffer_path, _num, _Timer, mix_cap_warning, run_report
 
     options = options or FeatureOptions()
     s = engine.settings
@@ -366,7 +366,10 @@ def render_feature(
     with timer.stage("loudness_remix"):
         mix, mix_info = remix(assembled, instrumental, sample_rate, s.ceiling_dbtp,
                               input_true_peak_dbtp=true_peak_dbtp(song, sample_rate),
-                              out=new_like(vocals, _buffer_path(scratch, "mix")))
+                              out=new_like(vocals, _buffer_path(scratch, "mix")),
+                              max_ceiling_dbtp=output_peak_limit(s.bit_depth))
+        if mix_info.capped:
+            warnings.append(mix_cap_warning(mix_info, s.bit_depth))
     main_plan = next(iter(plans.values()), None) or plan_transposition(track, None, transpose=0.0)
     report = {
         "singvc": __version__,

@@ -4,7 +4,8 @@ The converted vocal is matched to the original vocal's integrated loudness, then
 instrumental. The mix is kept from clipping by one overall gain: its true peak (4× oversampled)
 is held at or below a ceiling of -1 dBTP, or at the input song's own true peak when the song was
 already louder than that (singvc never makes a song peak higher than it came, nor re-masters it). When nothing would
-exceed the ceiling, the mix is left untouched.
+exceed the ceiling, the mix is left untouched. For PCM output the ceiling never goes above full scale
+(``max_ceiling_dbtp``): a song that came in hotter than 0 dBTP (a float file) is turned down, not clipped.
 """
 from __future__ import annotations
 
@@ -170,6 +171,9 @@ class RemixInfo:
     true_peak_after_dbtp: float
     limited: bool
     mix_lufs: float
+    #: the ceiling was held at ``max_ceiling_dbtp`` (the output format's full scale) below what
+    #: the song's own peak would have allowed
+    capped: bool = False
 
     def to_dict(self) -> dict:
         return {k: (round(v, 3) if isinstance(v, float) and np.isfinite(v) else v) for k, v in asdict(self).items()}
@@ -182,6 +186,7 @@ def remix(
     ceiling_dbtp: float = -1.0,
     input_true_peak_dbtp: float | None = None,
     out: "np.ndarray | DiskAudio | None" = None,
+    max_ceiling_dbtp: float | None = None,
 ) -> tuple[np.ndarray, RemixInfo]:
     """Sum ``vocals`` and ``instrumental`` (same ``[channels, samples]``) and keep the result from clipping.
 
@@ -190,6 +195,9 @@ def remix(
         input_true_peak_dbtp: true peak of the original song; when above ``ceiling_dbtp`` it
             becomes the ceiling, so an unchanged song is given back unchanged.
         out: where the mix goes (e.g. a :class:`DiskAudio`); default a new array.
+        max_ceiling_dbtp: the highest the ceiling may be, whatever the two above say: the output
+            format's full scale (:func:`singvc.audio.output_peak_limit`, just under 0 dBTP for
+            PCM); ``None`` (32-bit float output) for no limit.
     """
     vocals, instrumental = as_audio(vocals, "vocals"), as_audio(instrumental, "instrumental")
     if vocals.shape != instrumental.shape:
@@ -202,10 +210,14 @@ def remix(
     ceiling = ceiling_dbtp
     if input_true_peak_dbtp is not None and np.isfinite(input_true_peak_dbtp):
         ceiling = max(ceiling_dbtp, input_true_peak_dbtp)
+    capped = max_ceiling_dbtp is not None and ceiling > max_ceiling_dbtp
+    if capped:
+        ceiling = max_ceiling_dbtp
     peak = true_peak_dbtp(mix, sample_rate)
     gain_db = 0.0
     if peak > ceiling:
         gain_db = ceiling - peak
         mix = _scaled(mix, np.float32(10.0 ** (gain_db / 20.0)), mix)
     after = peak + gain_db
-    return mix, RemixInfo(peak, ceiling, gain_db, after, gain_db != 0.0, integrated_loudness(mix, sample_rate))
+    return mix, RemixInfo(peak, ceiling, gain_db, after, gain_db != 0.0, integrated_loudness(mix, sample_rate),
+                          capped and gain_db != 0.0)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import OutputError, UserInputError
+from .errors import NonFiniteResultError, OutputError, UserInputError
 from .pitch import PitchTrack, frame_loudness_db
 
 PPQ = 480
@@ -241,6 +241,19 @@ def bend_value(semitones: np.ndarray | float, bend_range: float = BEND_RANGE) ->
     return np.clip(np.round(np.asarray(semitones) / bend_range * 8192), -8192, BEND_MAX).astype(np.int64)
 
 
+def check_melody(melody: Melody, bpm: float, name: str = "melody") -> None:
+    """Raise :class:`NonFiniteResultError` if ``bpm``, a note's times or a bend point is not finite."""
+    times = np.array([(n.start, n.end) for n in melody.notes], dtype=np.float64).reshape(-1)
+    values = {"tempo": np.array([bpm], dtype=np.float64), "note times": times,
+              "bend times": np.asarray(melody.bend_times, dtype=np.float64),
+              "bends": np.asarray(melody.bend_semitones, dtype=np.float64),
+              "bend range": np.array([melody.bend_range], dtype=np.float64)}
+    bad = {k: int(v.size - np.count_nonzero(np.isfinite(v))) for k, v in values.items()}
+    if any(bad.values()):
+        what = ", ".join(f"{n} in {k}" for k, n in bad.items() if n)
+        raise NonFiniteResultError(f"{name}: NaN or infinite values ({what}); no MIDI file was written")
+
+
 def melody_to_midi(
     melody: Melody,
     bpm: float,
@@ -249,9 +262,14 @@ def melody_to_midi(
     channel: int = 0,
     bend_step_cents: float = 1.0,
 ):
-    """A ``mido.MidiFile`` (type 1, ``ppq`` ticks per quarter note) holding ``melody`` at ``bpm``."""
+    """A ``mido.MidiFile`` (type 1, ``ppq`` ticks per quarter note) holding ``melody`` at ``bpm``.
+
+    Raises:
+        NonFiniteResultError: the tempo, a note time or a bend is NaN or infinite.
+    """
     import mido
 
+    check_melody(melody, bpm, name)
     tempo = tempo_microseconds(bpm)
     conductor = mido.MidiTrack([
         mido.MetaMessage("track_name", name=name, time=0),

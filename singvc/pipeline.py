@@ -10,7 +10,6 @@ Three layers, as everywhere in singvc:
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 import tempfile
@@ -24,12 +23,13 @@ import numpy as np
 
 from . import __version__
 from .audio import (
-    DiskAudio, as_audio, blocks, check_finite, difference, fit_length, load_audio, load_audio_to_disk, match_channels, new_like, peak_dbfs,
-    resample_into, save_audio,
+    DiskAudio, as_audio, blocks, check_finite, check_result, difference, fit_length, headroom_gain_db, load_audio,
+    load_audio_to_disk, match_channels, new_like, output_peak_limit, peak_dbfs, resample_into, save_audio,
 )
 from .cache import Cache, audio_digest
 from .convert import get_converter
 from .errors import InvalidReferenceError, OutputError, PlanError, UserInputError
+from .jsonio import write_json as _write_strict_json
 from .loudness import integrated_loudness, match_loudness, remix, true_peak_dbtp
 from .pitch import PitchTrack, load_pitch_model, track_pitch
 from .plan import RangePlan, Register, measure_register, parse_range, plan_transposition
@@ -287,6 +287,8 @@ class Singvc:
         separator = Separator(self.separator_model, device=self.settings.device)
         result = separator.separate(mix, sample_rate, progress=self.progress, callback=self.callback,
                                     scratch=scratch)
+        for name, stem in result.stems.items():  # checked before it is cached or used
+            check_result(stem, f"separated {name} stem")
         self.cache.save_audio("separation", digest, settings, result.stems)
         return (dict(result.stems) if every_stem else {"vocals": result.vocals}), False
 
@@ -324,6 +326,7 @@ class Singvc:
                               model=model), True
         track = track_pitch(audio, sample_rate, self.pitch_model_for(model), hop_seconds=self.settings.pitch_hop,
                             stride=self.settings.pitch_stride, progress=self.progress, callback=self.callback)
+        track.check_finite()  # checked before it is cached or used
         self.cache.save("pitch", digest, settings, {
             "times": track.times, "f0": track.f0, "periodicity": track.periodicity,
             "voiced": track.voiced, "hop": np.float64(track.hop)})
@@ -479,6 +482,8 @@ class Singvc:
                                               out=out)
             if converted.shape != vocals.shape:  # a converter that returned its own array of another length
                 converted = fit_length(as_audio(np.asarray(converted), "converted vocal"), vocals.shape[-1])
+            if converted is not vocals:
+                check_result(converted, "converted vocal")
             if not plan.keeps_key and s.converter != "none":
                 if s.shift_instrumental:  # a phase-vocoder key change, streamed
                     instrumental = _key_shifted(instrumental, sample_rate, plan.semitones, scratch, "instrumental")
@@ -496,7 +501,10 @@ class Singvc:
                                             out=converted if converted is out else None)
             mix, mix_info = remix(matched, instrumental, sample_rate, s.ceiling_dbtp,
                                   input_true_peak_dbtp=true_peak_dbtp(song, sample_rate),
-                                  out=new_like(vocals, _buffer_path(scratch, "mix")))
+                                  out=new_like(vocals, _buffer_path(scratch, "mix")),
+                                  max_ceiling_dbtp=output_peak_limit(s.bit_depth))
+            if mix_info.capped:
+                warnings.append(mix_cap_warning(mix_info, s.bit_depth))
 
         duration = song.shape[-1] / sample_rate
         report = {
@@ -525,6 +533,13 @@ class Singvc:
         return CoverResult(mix=mix, vocals_converted=matched, vocals_original=vocals, instrumental=instrumental,
                            sample_rate=sample_rate, plan=plan, pitch=track, report=report, song=song,
                            separated=separated)
+
+
+def mix_cap_warning(info, bit_depth: str) -> str:
+    """The run warning for a mix turned down to the PCM ceiling because the song came in above it."""
+    return (f"the mix peaked at {info.true_peak_before_dbtp:+.1f} dBTP, above full scale: it is turned down "
+            f"{-info.gain_db:.1f} dB to {info.ceiling_dbtp:+.2f} dBTP for {bit_depth}-bit PCM "
+            "(--bit-depth 32f keeps the level)")
 
 
 def run_report(settings: CoverSettings, track: PitchTrack, timer: _Timer, warnings: list[str]) -> dict:
@@ -631,11 +646,62 @@ def staged_output(out_dir: str | os.PathLike, aside: Aside | None = None,
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def headroom(together: dict[str, "np.ndarray | DiskAudio"], bit_depth: str,
+             mix: "np.ndarray | DiskAudio | None" = None) -> tuple[float, float, dict, str | None]:
+    """One gain (dB, <= 0) for outputs that belong together (stems that add up to a mix), so that
+    none of them is clipped in ``bit_depth``; returns ``(gain_db, mix_gain_db, report entry, warning
+    or None)``.
+
+    32-bit float holds any level: nothing is scaled, and outputs above full scale are only
+    reported. ``mix`` (limited on its own by :func:`~singvc.loudness.remix`) gets its own gain
+    (``mix_gain_db``), non-zero only when it was made for another format. Peaks are measured
+    block by block.
+    """
+    peaks = {name: peak_dbfs(audio) for name, audio in together.items()}
+    top = max(peaks.values(), default=float("-inf"))
+    gain = headroom_gain_db(top, bit_depth)
+    mix_peak = peak_dbfs(mix) if mix is not None else float("-inf")
+    mix_gain = headroom_gain_db(mix_peak, bit_depth)
+    pcm = bit_depth != "32f"
+    names = ", ".join(n.removesuffix(".wav") for n in together)
+    info = {"gain_db": round(gain, 3), "sample_format": "pcm" if pcm else "float", "peak_dbfs": _num(top),
+            "applies_to": list(together), "mix_gain_db": round(mix_gain, 3), "mix_peak_dbfs": _num(mix_peak)}
+    warning = None
+    if gain < 0 or mix_gain < 0:
+        parts = []
+        if gain < 0:
+            parts.append(f"{names} peak at {top:+.1f} dBFS and are written {-gain:.1f} dB lower, together "
+                         "(so they still add up)")
+        if mix_gain < 0:
+            parts.append(f"mix.wav peaks at {mix_peak:+.1f} dBFS and is written {-mix_gain:.1f} dB lower")
+        warning = (f"above full scale for {bit_depth}-bit PCM: " + "; ".join(parts)
+                   + "; nothing is clipped (--bit-depth 32f keeps the levels)")
+        info["note"] = warning
+    elif not pcm and max(top, mix_peak) > 0.0:
+        warning = (f"outputs peak above full scale ({max(top, mix_peak):+.1f} dBFS); written as 32-bit float, "
+                   "nothing scaled: lower the level before converting them to PCM")
+        info["note"] = "32-bit float output: nothing scaled; " + warning.split(";")[0]
+    else:
+        info["note"] = ("32-bit float output: nothing needs scaling" if not pcm
+                        else "every output within full scale: nothing scaled")
+    return gain, mix_gain, info, warning
+
+
+def save_together(folder: str | os.PathLike, outputs: dict[str, "np.ndarray | DiskAudio"], sample_rate: int,
+                  bit_depth: str = "24") -> tuple[dict, str | None]:
+    """Write WAVs that belong together (stems that add up to a song; ``{file name: audio}``) into
+    ``folder`` with one common headroom gain (see :func:`headroom`); returns ``(headroom entry,
+    warning or None)``."""
+    gain, _, info, warning = headroom(outputs, bit_depth)
+    for name, audio in outputs.items():
+        save_audio(Path(folder) / name, audio, sample_rate, bit_depth, gain_db=gain)
+    return info, warning
+
+
 def write_json(path: Path, data: dict) -> None:
-    """Write JSON atomically."""
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    """Write strict JSON atomically: NaN and infinities (numpy ones too, at any depth) become
+    ``null`` (see :mod:`singvc.jsonio`)."""
+    _write_strict_json(path, data)
 
 
 def load_input(path: str | os.PathLike, scratch: Path | None = None, name: str = "input") -> tuple[np.ndarray, int]:
@@ -745,22 +811,38 @@ def save_result(
 
     Outputs of an earlier run in ``out_dir`` that this one does not write (a ``session/``, stems)
     are moved with the earlier report into ``out_dir/previous-run-*/``; the report's
-    ``previous_run`` says what was moved."""
+    ``previous_run`` says what was moved.
+
+    Nothing is clipped: for PCM, the stems that belong together (both vocals, the instrumental and,
+    with ``daw``, every session stem) share one headroom gain when any of them peaks above full
+    scale, so they still add up; it is recorded as ``headroom_gain_db`` in the report and
+    announced in its warnings. ``mix.wav`` keeps the ceiling :func:`~singvc.loudness.remix` gave it.
+    """
     timer = timer or _Timer()
+    report = result.report
     outputs = [n for n in OUTPUT_FILES if stems or n in ("mix.wav", "report.json")] + (["session"] if daw else [])
     aside = plan_aside(out_dir, outputs, protect=(inputs or {}).values())
     with staged_output(out_dir, aside) as staging:
         with timer.stage("write"):
+            together = {name: audio for name, audio in result.stems().items()
+                        if name != "mix.wav" and (stems or daw)}
+            if daw:
+                together.update({f"session/{k}": v for k, v in result.separated.items() if k != "vocals"})
+            gain, mix_gain, report["headroom"], warning = headroom(together, bit_depth, result.mix)
+            report["headroom_gain_db"] = report["headroom"]["gain_db"]
+            if warning:
+                report.setdefault("warnings", []).append(warning)
             for name, audio in result.stems().items():
                 if stems or name == "mix.wav":
-                    save_audio(staging / name, audio, result.sample_rate, bit_depth)
-        report = result.report
+                    save_audio(staging / name, audio, result.sample_rate, bit_depth,
+                               gain_db=mix_gain if name == "mix.wav" else gain)
         if daw:
             from .session import cover_session, write_session
 
             with timer.stage("session"):
-                manifest = write_session(staging / "session", cover_session(
-                    result, title=f"{title} (singvc cover)", name=title, midi=midi), bit_depth)
+                session = cover_session(result, title=f"{title} (singvc cover)", name=title, midi=midi)
+                session.headroom_gain_db = gain
+                manifest = write_session(staging / "session", session, bit_depth)
             report["session"] = {"folder": "session", "tempo_bpm": manifest["tempo_bpm"], "key": manifest["keys"],
                                  "dawproject": manifest["dawproject"], "reaper": manifest["reaper"]}
         report["inputs"] = dict(inputs or {})

@@ -22,7 +22,7 @@ import torch
 from .audio import as_audio, blocks, mono_resampled, to_mono
 from .cache import check_file, write_checksum
 from .doctor import require_stack
-from .errors import ModelNotFoundError, SingvcWarning, UserInputError
+from .errors import ModelNotFoundError, NonFiniteResultError, OutputError, SingvcWarning, UserInputError
 
 CREPE_SAMPLE_RATE = 16_000
 CREPE_WINDOW = 1024
@@ -72,15 +72,32 @@ class PitchTrack:
         idx = np.clip(np.round((np.asarray(times) - self.times[0]) / self.hop).astype(int), 0, len(self) - 1)
         return np.exp2(logf), self.voiced[idx]
 
+    def check_finite(self, name: str = "pitch track") -> None:
+        """Raise :class:`~singvc.errors.NonFiniteResultError` if times, f0, periodicity or the hop
+        hold NaN or infinite values (f0 is defined on unvoiced frames too)."""
+        arrays = {"times": self.times, "f0": self.f0, "periodicity": self.periodicity,
+                  "hop": np.array([self.hop], dtype=np.float64)}
+        bad = {k: int(np.size(v) - np.count_nonzero(np.isfinite(np.asarray(v, dtype=np.float64))))
+               for k, v in arrays.items()}
+        if any(bad.values()):
+            what = ", ".join(f"{n} in {k}" for k, n in bad.items() if n)
+            raise NonFiniteResultError(f"{name} has NaN or infinite values ({what}); nothing was written")
+
     def save(self, path: str | os.PathLike) -> Path:
-        """Save as ``.npz`` (written to a temp file, then renamed)."""
+        """Save as ``.npz`` (written to a temp file, then renamed); a track with NaN or infinite
+        values raises :class:`~singvc.errors.NonFiniteResultError` and nothing is written."""
         path = Path(path)
+        self.check_finite(f"pitch track for {path.name}")
         tmp = path.with_name(f".{path.name}.part.npz")
-        np.savez(
-            tmp, times=self.times, f0=self.f0, periodicity=self.periodicity, voiced=self.voiced,
-            hop=np.float64(self.hop), model=np.str_(self.model),
-        )
-        os.replace(tmp, path)
+        try:
+            np.savez(
+                tmp, times=self.times, f0=self.f0, periodicity=self.periodicity, voiced=self.voiced,
+                hop=np.float64(self.hop), model=np.str_(self.model),
+            )
+            os.replace(tmp, path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
         return path
 
     @classmethod

@@ -12,6 +12,9 @@ A session folder holds:
 - ``<name>.rpp``: a REAPER project with the same tracks, referring to the WAV and MIDI files beside it;
 - ``session.json``: the manifest (files, roles, sample rate, bit depth, length, tempo, key, loudness).
 
+Nothing is clipped: in PCM, stems that peak above full scale are all turned down by one common gain
+(``headroom_gain_db`` in the manifest), so they still add up.
+
 Three layers: :func:`write_session` writes into a folder as given (a staging folder);
 :func:`write_session_folder` stages and moves it into place atomically; :func:`cover_session` and
 :func:`stems_session` pick the tracks for ``singvc cover --daw`` and ``singvc stems``.
@@ -31,8 +34,9 @@ import numpy as np
 
 from . import __version__
 from .analysis import Key, estimate_key, estimate_tempo, transpose_key
-from .audio import as_audio, difference, fit_length, peak_dbfs, save_audio
+from .audio import as_audio, difference, fit_length, headroom_gain_db, peak_dbfs, save_audio
 from .errors import InvalidAudioError, OutputError
+from .jsonio import dumps as json_dumps
 from .loudness import integrated_loudness
 from .midi import PPQ, Melody, melody_from_track, melody_to_midi, save_midi
 
@@ -55,13 +59,16 @@ BIT_DEPTH_NAMES = {"16": 16, "24": 24, "32f": 32}
 
 @dataclass
 class Stem:
-    """One audio track: float32 ``[channels, samples]``; ``source`` names the Demucs stem it is."""
+    """One audio track: float32 ``[channels, samples]``; ``source`` names the Demucs stem it is.
+    ``headroom``: takes the session's common headroom gain (False for a mix limited on its own,
+    which only gets a gain of its own if it would not fit the format)."""
 
     role: str
     name: str
     audio: np.ndarray
     muted: bool = False
     source: str | None = None
+    headroom: bool = True
 
 
 @dataclass
@@ -86,6 +93,9 @@ class Session:
     title: str = "singvc session"
     name: str = "session"
     extra: dict = field(default_factory=dict)
+    #: one gain (dB) for every ``headroom`` stem; ``None``: the gain that keeps them within full
+    #: scale in PCM (see :func:`singvc.audio.headroom_gain_db`)
+    headroom_gain_db: float | None = None
 
 
 def _one_line(text: str) -> str:
@@ -109,7 +119,9 @@ def write_session(folder: str | os.PathLike, session: Session, bit_depth: str = 
     """Write ``session`` into ``folder`` (created if needed); returns the manifest.
 
     Every stem is trimmed or zero-padded to the longest one. Files are written one by one (each
-    atomically); use :func:`write_session_folder` for an all-or-nothing folder.
+    atomically); use :func:`write_session_folder` for an all-or-nothing folder. In PCM, stems that
+    would go beyond full scale are turned down together (``session.headroom_gain_db``); each
+    stem's ``gain_db``, loudness and peak in the manifest are those of the file written.
 
     Raises:
         InvalidAudioError: no stems, or a stem with a bad shape or no samples.
@@ -132,17 +144,24 @@ def write_session(folder: str | os.PathLike, session: Session, bit_depth: str = 
     seconds = length / rate
     name = _safe_name(session.name)
 
+    peaks = [peak_dbfs(a) for a in audios]
+    common = session.headroom_gain_db
+    if common is None:
+        common = headroom_gain_db(max((p for p, st in zip(peaks, session.stems) if st.headroom),
+                                      default=float("-inf")), bit_depth)
     stems_info: list[dict] = []
-    for i, (stem, audio) in enumerate(zip(session.stems, audios), start=1):
+    for i, (stem, audio, peak) in enumerate(zip(session.stems, audios, peaks), start=1):
         file = f"{i:02d}_{_safe_name(stem.role)}.wav"
-        save_audio(folder / file, audio, rate, bit_depth)
-        lufs = integrated_loudness(audio, rate)
-        peak = peak_dbfs(audio)
+        gain = common if stem.headroom else headroom_gain_db(peak, bit_depth)
+        save_audio(folder / file, audio, rate, bit_depth, gain_db=gain)
+        lufs = integrated_loudness(audio, rate) + gain
+        peak += gain
         stems_info.append({
             "file": file, "track": stem.name, "role": stem.role, "demucs_source": stem.source,
             "channels": int(audio.shape[0]), "muted": stem.muted,
             "loudness_lufs": round(lufs, 2) if np.isfinite(lufs) else None,
             "peak_dbfs": round(peak, 2) if np.isfinite(peak) else None,
+            "gain_db": round(gain, 3),
         })
     midi_info: list[dict] = []
     for j, part in enumerate(session.melodies, start=len(session.stems) + 1):
@@ -163,6 +182,7 @@ def write_session(folder: str | os.PathLike, session: Session, bit_depth: str = 
         "sample_rate": rate,
         "bit_depth": BIT_DEPTH_NAMES.get(bit_depth, bit_depth),
         "sample_format": "float" if bit_depth == "32f" else "pcm",
+        "headroom_gain_db": round(common, 3),
         "length_samples": int(length),
         "seconds": round(seconds, 6),
         "tempo_bpm": session.tempo_bpm,
@@ -174,7 +194,7 @@ def write_session(folder: str | os.PathLike, session: Session, bit_depth: str = 
         "reaper": rpp,
         **session.extra,
     }
-    _atomic_text(folder / MANIFEST, json.dumps(manifest, indent=2, default=str) + "\n")
+    _atomic_text(folder / MANIFEST, json_dumps(manifest) + "\n")
     return manifest
 
 
@@ -421,7 +441,7 @@ def cover_session(
         if source != "vocals":
             stems.append(Stem(source, source.capitalize(), separated[source], source=source))
     stems.append(Stem("instrumental", "Instrumental", result.instrumental, muted=bool(separated)))
-    stems.append(Stem("mix", "Mix (cover)", result.mix, muted=True))
+    stems.append(Stem("mix", "Mix (cover)", result.mix, muted=True, headroom=False))
     settings = result.report.get("settings", {})
     # the vocal actually moved by the plan's shift, unless the converter passed it through
     shift = 0.0 if settings.get("converter") == "none" else float(result.plan.semitones)
