@@ -183,27 +183,35 @@ def _no_clipping(f: Fixtures, d: Path, err: str) -> list[str]:
 
 
 def _report_valid(f: Fixtures, d: Path, err: str) -> list[str]:
+    """The run's report.json (cover, run) or session.json (stems) exists and is strict JSON."""
+    out = d / "out"
+    path = out / "report.json" if (out / "report.json").exists() else out / "session.json"
     try:
-        json.loads((d / "out" / "report.json").read_text(), parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
+        json.loads(path.read_text(), parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
     except (OSError, ValueError) as exc:
-        return [f"report.json not valid JSON: {exc}"]
+        return [f"{path.name} not valid JSON: {exc}"]
     return []
 
 
 def _stale_folders(f: Fixtures, d: Path) -> None:
-    """Leftovers of a killed run (a pid that is not alive) and of a live one (this probe's own pid)."""
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    for name, pid in ((".out.scratch-dead", dead.pid), (".out.partial-dead", dead.pid), (".out.scratch-live", os.getpid())):
+    """Leftovers of a killed run (its owner file written by a process that has ended, as after a
+    SIGKILL) and of a live one (owned by this probe's own process)."""
+    from singvc.runfolders import write_owner
+
+    for name in (".out.scratch-dead1234", ".out.partial-dead1234", ".out.scratch-live1234"):
         folder = d / name
         folder.mkdir()
         (folder / "junk.npy").write_bytes(b"\0" * 1_000_000)
-        (folder / ".owner").write_text(json.dumps({"pid": pid, "host": os.uname().nodename}))
+        if "live" in name:
+            write_owner(folder)
+        else:
+            code = "import sys; from pathlib import Path; from singvc.runfolders import write_owner; write_owner(Path(sys.argv[1]))"
+            subprocess.run([sys.executable, "-c", code, str(folder)], check=True, env=_env(f.root / "home"))
 
 
 def _only_live_left(f: Fixtures, d: Path, err: str) -> list[str]:
     left = hidden(d)
-    return [] if left == [".out.scratch-live"] else [f"hidden entries after the run: {left} (want only the live one)"]
+    return [] if left == [".out.scratch-live1234"] else [f"hidden entries after the run: {left} (want only the live one)"]
 
 
 def _truncate(rel_glob: str, keep: float = 0.5):
@@ -226,9 +234,17 @@ def _delete(rel_glob: str):
     return damage
 
 
+def _both(*damages):
+    """Several damages in turn (the ONNX model is loaded only when pitch is tracked, not on a hit)."""
+    def damage(f: Fixtures, d: Path) -> None:
+        for one in damages:
+            one(f, d)
+    return damage
+
+
 def _warned_and_done(*words: str):
     def check(f: Fixtures, d: Path, err: str) -> list[str]:
-        problems = [] if "warning" in err else ["no warning printed"]
+        problems = [] if err.count("singvc: warning") == 1 else [f"want one warning, got: {err.strip()[-300:]!r}"]
         problems += [f"warning does not name {w!r}" for w in words if w not in err]
         return problems + _report_valid(f, d, err)
     return check
@@ -311,6 +327,35 @@ def _cache_under_file(f: Fixtures, d: Path) -> list[str]:
             *f.fast()[:-1], "--cache-dir", str(d / "afile" / "cache")]
 
 
+def _killed_run(f: Fixtures, d: Path) -> None:
+    """A cover killed with SIGKILL mid-run (no clean-up can run): its hidden folders stay behind."""
+    args = _term(f, d)
+    env = _env(f.root / "home")
+    proc = subprocess.Popen([sys.executable, "-m", "singvc", *args], cwd=d, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and not any("scratch" in n for n in hidden(d)):
+        time.sleep(0.2)
+    time.sleep(3.0)
+    proc.kill()
+    proc.wait()
+    if not hidden(d):
+        raise RuntimeError("the killed run left nothing to sweep (killed too early?)")
+
+
+def _preset(f: Fixtures, d: Path) -> list[str]:
+    (d / "hot.toml").write_text('description = "bad"\n[settings]\nstrength = 2.0\n')
+    return ["cover", "--vocals", str(f.vocal), "--target-range", "C3-C4", "--preset", str(d / "hot.toml"),
+            "-o", str(d / "out"), *f.fast()]
+
+
+def _silent_vocal(f: Fixtures, d: Path) -> list[str]:
+    path = d / "silence.wav"
+    sf.write(path, np.zeros(RATE * 2, np.float32), RATE, subtype="FLOAT")
+    return ["cover", "--vocals", str(path), "--target-range", "C3-C4", "--converter", "pitch", "-o", str(d / "out"),
+            *f.fast()]
+
+
 def _term(f: Fixtures, d: Path) -> list[str]:
     long = d / "long.wav"
     sf.write(long, np.tile(song(2.0), (30, 1)), RATE, subtype="FLOAT")  # 60 s: still running at the signal
@@ -338,6 +383,8 @@ CASES = [
     Case("flag: --strength 2", lambda f, d: ["cover", "--vocals", str(f.vocal), "--target-range", "C3-C4",
                                              "--strength", "2", "-o", str(d / "out"), *f.fast()], 2,
          _mentions("strength", then=_nothing_left())),
+    Case("preset: strength = 2", _preset, 2, _mentions("strength", then=_nothing_left())),
+    Case("silent vocal: report.json is strict JSON", _silent_vocal, 0, _report_valid, max_err_lines=None),
     # 3. no silent clipping
     Case("+12 dBFS float vocal, pitch converter", lambda f, d: [
         "cover", "--vocals", str(f.loud), "--target-range", "C3-C4", "--converter", "pitch", "-o", str(d / "out"),
@@ -350,6 +397,10 @@ CASES = [
     Case("stale folders of a dead run are swept, a live run's kept", lambda f, d: [
         "cover", "--vocals", str(f.vocal), "--target-range", "C3-C4", "--converter", "none", "-o", str(d / "out"),
         *f.fast()], 0, _only_live_left, damage=_stale_folders, max_err_lines=None),
+    Case("SIGKILL mid-run, then a run in the same folder sweeps its leftovers", lambda f, d: [
+        "cover", "--vocals", str(f.vocal), "--target-range", "C3-C4", "--converter", "none", "-o", str(d / "out2"),
+        *f.fast()], 0, lambda f, d, err: [f"hidden entries left: {hidden(d)}"] if hidden(d) else [],
+         damage=_killed_run, max_err_lines=None),
     # 5. damaged cache entries are misses
     Case("cache: truncated stem", _stems_cover, 0, _warned_and_done("cache"), before=_stems_cover,
          damage=_truncate("separation/*/vocals.npy"), max_err_lines=None),
@@ -358,7 +409,7 @@ CASES = [
     Case("cache: truncated pitch track", _pitch_cached, 0, _warned_and_done("cache"), before=_pitch_cached,
          damage=_truncate("pitch/*.npz"), max_err_lines=None),
     Case("cache: truncated crepe ONNX model", _pitch_cached, 0, _warned_and_done("onnx"), before=_pitch_cached,
-         damage=_truncate("models/*.onnx"), max_err_lines=None),
+         damage=_both(_truncate("models/*.onnx"), _delete("pitch/*.npz")), max_err_lines=None),
     # 6. output problems: exit 4, before the work
     Case("-o is an existing file", _file_as_output, 4, _untouched_file),
     Case("cache folder under a file", _cache_under_file, 4, _nothing_left()),
