@@ -33,7 +33,7 @@ import soundfile as sf
 from .errors import (
     AudioLoadError, ClippingError, InvalidAudioError, NonFiniteResultError, OutputError, ResultError, SingvcWarning,
 )
-from .runfolders import hidden_folder
+from .runfolders import check_cancelled, hidden_folder
 
 MIN_SAMPLE_RATE = 8_000
 MAX_SAMPLE_RATE = 192_000
@@ -489,8 +489,12 @@ class DiskAudio:
 
 
 def blocks(n_samples: int, block: int = BLOCK) -> Iterator[tuple[int, int]]:
-    """``(start, stop)`` sample ranges of at most ``block`` samples covering ``[0, n_samples)``."""
+    """``(start, stop)`` sample ranges of at most ``block`` samples covering ``[0, n_samples)``.
+
+    Every stage streams through these, so each block is also where a cancelled run stops
+    (:func:`singvc.runfolders.check_cancelled`)."""
     for start in range(0, n_samples, block):
+        check_cancelled()
         yield start, min(n_samples, start + block)
 
 

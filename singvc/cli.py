@@ -18,7 +18,9 @@ from typing import Iterator
 
 from .errors import SingvcError, SingvcWarning, UserInputError
 from .jsonio import dumps as json_dumps
-from .runfolders import audio_bytes, check_cache_dir, check_output_dir, check_output_file
+from .runfolders import (
+    Cancelled, audio_bytes, check_cache_dir, check_output_dir, check_output_file, clear_cancel, request_cancel,
+)
 
 PITCH_MODELS = ("full", "tiny")
 CONVERTER_NAMES = ("dsp", "pitch", "none")
@@ -653,27 +655,26 @@ def main(argv: list[str] | None = None) -> int:
             return _run(parser, args, argv, debug)
 
 
-class _Terminated(BaseException):
-    """Raised in the main thread by SIGTERM: like KeyboardInterrupt, it unwinds through every
-    ``finally`` (working and staging folders are removed) and no ``except Exception`` stops it."""
-
-
 def _raise_terminated(signum, frame) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second TERM does not cut the clean-up short
-    raise _Terminated()
+    request_cancel()  # should this raise be lost, the next block of audio raises it again
+    raise Cancelled()
 
 
 @contextmanager
 def _sigterm_raises() -> Iterator[None]:
-    """While the command runs, SIGTERM raises :class:`_Terminated`; the old handler is restored."""
+    """While the command runs, SIGTERM cancels it (:class:`~singvc.runfolders.Cancelled`); the old
+    handler is restored after."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    clear_cancel()
     old = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, old)
+        clear_cancel()
 
 
 def _usage(exc: _UsageError) -> int:
@@ -706,7 +707,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[s
     except KeyboardInterrupt:
         print("singvc: interrupted", file=sys.stderr)
         return 130
-    except _Terminated:
+    except Cancelled:
         print("singvc: terminated", file=sys.stderr)
         return 143
     except MemoryError:

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .audio import blocks, new_like, output_peak_limit
+from .audio import blocks, new_like, output_peak_limit, peak_dbfs
 from .errors import UserInputError
 from .loudness import integrated_loudness, remix, true_peak_dbtp
 from .pitch import PitchTrack
@@ -367,7 +367,8 @@ def render_feature(
         mix, mix_info = remix(assembled, instrumental, sample_rate, s.ceiling_dbtp,
                               input_true_peak_dbtp=true_peak_dbtp(song, sample_rate),
                               out=new_like(vocals, _buffer_path(scratch, "mix")),
-                              max_ceiling_dbtp=output_peak_limit(s.bit_depth))
+                              max_ceiling_dbtp=output_peak_limit(s.bit_depth),
+                              input_peak_dbfs=peak_dbfs(song))
         if mix_info.capped:
             warnings.append(mix_cap_warning(mix_info, s.bit_depth))
     main_plan = next(iter(plans.values()), None) or plan_transposition(track, None, transpose=0.0)

@@ -187,6 +187,7 @@ def remix(
     input_true_peak_dbtp: float | None = None,
     out: "np.ndarray | DiskAudio | None" = None,
     max_ceiling_dbtp: float | None = None,
+    input_peak_dbfs: float | None = None,
 ) -> tuple[np.ndarray, RemixInfo]:
     """Sum ``vocals`` and ``instrumental`` (same ``[channels, samples]``) and keep the result from clipping.
 
@@ -198,6 +199,11 @@ def remix(
         max_ceiling_dbtp: the highest the ceiling may be, whatever the two above say: the output
             format's full scale (:func:`singvc.audio.output_peak_limit`, just under 0 dBTP for
             PCM); ``None`` (32-bit float output) for no limit.
+        input_peak_dbfs: sample peak of the original song. With a ``max_ceiling_dbtp``, the song's
+            true peak raises the ceiling only when the song itself fits the format (sample peak
+            <= 0 dBFS: a loud PCM master comes back unchanged); a song beyond full scale (a hot
+            float file) gets ``ceiling_dbtp``. Not given: the raised ceiling is capped at
+            ``max_ceiling_dbtp``.
     """
     vocals, instrumental = as_audio(vocals, "vocals"), as_audio(instrumental, "instrumental")
     if vocals.shape != instrumental.shape:
@@ -207,12 +213,18 @@ def remix(
     mix = out if out is not None else np.empty(vocals.shape, dtype=np.float32)
     for a, b in blocks(vocals.shape[-1]):
         mix[:, a:b] = vocals[:, a:b] + instrumental[:, a:b]
-    ceiling = ceiling_dbtp
-    if input_true_peak_dbtp is not None and np.isfinite(input_true_peak_dbtp):
-        ceiling = max(ceiling_dbtp, input_true_peak_dbtp)
-    capped = max_ceiling_dbtp is not None and ceiling > max_ceiling_dbtp
-    if capped:
-        ceiling = max_ceiling_dbtp
+    ceiling, capped = ceiling_dbtp, False
+    if input_true_peak_dbtp is not None and np.isfinite(input_true_peak_dbtp) and input_true_peak_dbtp > ceiling:
+        if max_ceiling_dbtp is None or (input_peak_dbfs is not None and input_peak_dbfs <= 0.0):
+            ceiling = input_true_peak_dbtp  # the song fits the format: unchanged, it comes back unchanged
+        elif input_peak_dbfs is not None:
+            capped = True  # the song itself is beyond full scale: the mix gets the ordinary ceiling
+        else:
+            ceiling = min(input_true_peak_dbtp, max_ceiling_dbtp)
+            capped = ceiling < input_true_peak_dbtp
+    if max_ceiling_dbtp is not None and ceiling > max_ceiling_dbtp and not (
+            input_peak_dbfs is not None and input_peak_dbfs <= 0.0):
+        ceiling, capped = max_ceiling_dbtp, True
     peak = true_peak_dbtp(mix, sample_rate)
     gain_db = 0.0
     if peak > ceiling:

@@ -502,7 +502,8 @@ class Singvc:
             mix, mix_info = remix(matched, instrumental, sample_rate, s.ceiling_dbtp,
                                   input_true_peak_dbtp=true_peak_dbtp(song, sample_rate),
                                   out=new_like(vocals, _buffer_path(scratch, "mix")),
-                                  max_ceiling_dbtp=output_peak_limit(s.bit_depth))
+                                  max_ceiling_dbtp=output_peak_limit(s.bit_depth),
+                                  input_peak_dbfs=peak_dbfs(song))
             if mix_info.capped:
                 warnings.append(mix_cap_warning(mix_info, s.bit_depth))
 

@@ -221,6 +221,38 @@ def signals_held() -> Iterator[None]:
             signal.raise_signal(signum)
 
 
+# -- cancelling a run -------------------------------------------------------------------------------
+class Cancelled(BaseException):
+    """A run was asked to stop (SIGTERM in the CLI; a Cancel button). Like KeyboardInterrupt it
+    unwinds through every ``finally`` (working and staging folders are removed) and no
+    ``except Exception`` stops it."""
+
+
+_cancel = threading.Event()
+
+
+def request_cancel() -> None:
+    """Ask the run in progress to stop: :func:`check_cancelled` raises :class:`Cancelled` from now
+    on (every block of audio a stage streams checks it, so a raise that was lost, e.g. from a
+    signal handler that fired inside a ``__del__``, is raised again at the next block)."""
+    _cancel.set()
+
+
+def clear_cancel() -> None:
+    """Forget an earlier :func:`request_cancel` (a new run starts)."""
+    _cancel.clear()
+
+
+def cancel_requested() -> bool:
+    return _cancel.is_set()
+
+
+def check_cancelled() -> None:
+    """Raise :class:`Cancelled` when a cancel was requested (cheap: called once per audio block)."""
+    if _cancel.is_set():
+        raise Cancelled()
+
+
 # -- output checks before the work --------------------------------------------------------------
 def _nearest_existing(path: Path) -> Path:
     path = Path(os.path.abspath(path))

@@ -266,3 +266,26 @@ def test_non_finite_pitch_track_is_neither_cached_nor_used(tmp_path, monkeypatch
     with pytest.raises(NonFiniteResultError, match="40 in f0"):
         engine.track(hot_vocal(0.5, 0.5), RATE)
     assert not list((tmp_path / "cache").rglob("*.npz"))
+
+
+def test_loud_pcm_master_comes_back_unchanged_but_a_hot_float_song_gets_the_ceiling():
+    """A master whose samples fit PCM but whose true peak is above 0 dBTP (inter-sample peaks) is
+    returned bit-equal; a song beyond full scale gets the ordinary -1 dBTP ceiling."""
+    from singvc.audio import peak_dbfs
+
+    t = np.arange(RATE) / RATE
+    # a tone at fs/4 with a 45-degree phase: samples at +-0.707 of the wave's peak, so scaled to a
+    # sample peak of 0.999 its true peak is about +3 dBTP
+    master = (0.999 / np.sin(np.pi / 4) * np.sin(2 * np.pi * (RATE / 4) * t + np.pi / 4)).astype(np.float32)[None]
+    assert peak_dbfs(master) <= 0.0
+    tp = true_peak_dbtp(master, RATE)
+    assert tp > 2.0
+    silence = np.zeros_like(master)
+    same, info = remix(master, silence, RATE, -1.0, input_true_peak_dbtp=tp, max_ceiling_dbtp=PCM_PEAK_DBFS,
+                       input_peak_dbfs=peak_dbfs(master))
+    assert np.array_equal(same, master) and not info.capped and not info.limited
+    hot = 4.0 * master
+    mix, info = remix(hot, silence, RATE, -1.0, input_true_peak_dbtp=true_peak_dbtp(hot, RATE),
+                      max_ceiling_dbtp=PCM_PEAK_DBFS, input_peak_dbfs=peak_dbfs(hot))
+    assert info.capped and info.ceiling_dbtp == -1.0
+    assert true_peak_dbtp(mix, RATE) <= -1.0 + 0.05

@@ -398,3 +398,26 @@ def test_stems_rerun_without_midi_moves_the_old_midi_aside(audio, tmp_path):
     assert sorted(p.name for p in aside[0].glob("*.mid")) == sorted(midi)
     listed = json.loads((out / "session.json").read_text())
     assert {s["file"] for s in listed["stems"]} <= {p.name for p in out.iterdir()} and listed["midi"] == []
+
+
+def test_a_cancel_whose_raise_was_lost_stops_at_the_next_block():
+    """SIGTERM's handler may fire where an exception is swallowed (inside a ``__del__``): the
+    request stays set, and the next block of audio any stage streams raises it again."""
+    from singvc.audio import blocks
+    from singvc.runfolders import Cancelled, clear_cancel, request_cancel
+
+    try:
+        class Swallows:
+            def __del__(self):
+                request_cancel()
+                raise Cancelled()  # printed as "Exception ignored", never propagated
+
+        Swallows()
+        seen = []
+        with pytest.raises(Cancelled):
+            for a, b in blocks(10, 3):
+                seen.append(a)
+        assert seen == []
+    finally:
+        clear_cancel()
+    assert list(blocks(10, 3)) == [(0, 3), (3, 6), (6, 9), (9, 10)]
