@@ -19,7 +19,10 @@ voiced regions only):
    means come from step 1), so the source keeps its own frame-to-frame detail (vowels stay
    vowels) while each class of sounds moves to where the target has it; tilt and long-term EQ
    are part of it. The per-frame correction is the assignment-weighted sum, smoothed over
-   ``smooth_seconds``; it tapers to 0 dB above the profile's band limit.
+   ``smooth_seconds``; it tapers to 0 dB above the profile's band limit. Warp and correction
+   change the shape of each frame's envelope, never its power: whatever the correction, no
+   frame (e.g. at a hard voicing edge) is raised against its neighbours, and the level match
+   (step 5) has only the pitch shift's level change to restore.
 4. **Breathiness**: the aperiodicity (dB per frequency) is moved by the difference between the
    target's mean and the source's mean, clipped to [0, 1].
 5. F0 is transposed exactly (``semitones``), the level of the original is restored every 30 ms,
@@ -125,6 +128,12 @@ def estimate_warp_frames(source_shapes: np.ndarray, target_classes: np.ndarray, 
         d = (w**2).sum(axis=1)[:, None] - 2.0 * w @ tgt.T + tgt_sq[None]  # squared distances
         errors.append(d.min(axis=1).mean() / w.shape[1] + prior_weight * math.log(r) ** 2)
     return float(ratios[int(np.argmin(errors))])
+
+
+def _log_power(log_sp: np.ndarray) -> np.ndarray:
+    """``log(sum(exp(log_sp), axis=-1))`` without overflow: a frame's power from its log envelope."""
+    top = log_sp.max(axis=-1)
+    return top + np.log(np.exp(log_sp - top[..., None]).sum(axis=-1))
 
 
 @dataclass
@@ -342,7 +351,7 @@ class DSPConverter(PitchShiftConverter):
                 kernel = np.ones(smooth_frames) / smooth_frames
                 pad = np.pad(delta, ((smooth_frames // 2, smooth_frames - 1 - smooth_frames // 2), (0, 0)), mode="edge")
                 delta = np.stack([np.convolve(pad[:, g], kernel, mode="valid") for g in range(delta.shape[1])], axis=1)
-            delta -= delta.mean(axis=1, keepdims=True)  # shape only: the level is restored afterwards anyway
+            delta -= delta.mean(axis=1, keepdims=True)  # shape only (each frame's power is kept below)
             # frequency warp of the envelope: out(f) = in(src(f)), src(f) = f / ratio below the band
             # limit, tapering linearly back to no warp at Nyquist
             band = min(tmap.band_limit_hz, 0.9 * nyq)
@@ -364,7 +373,15 @@ class DSPConverter(PitchShiftConverter):
                 return rows[..., idx] * (1.0 - fr) + rows[..., idx + 1] * fr
 
             gain = to_bins(strength * delta) * (math.log(10.0) / 10.0)
-            new_sp = np.where(voiced[:, None], np.exp(warped + gain), sp)
+            log_new = warped + gain
+            # the transform reshapes a frame's envelope but keeps its power. Removing the dB mean
+            # of ``delta`` does not do that: the power change depends on where the frame's energy
+            # sits under the correction, and a ±18 dB correction took a steady note down 20 dB but
+            # the frames at a hard voicing edge (their envelope holding the edge's broadband
+            # click) up 14 dB, more than the level match (30 ms, ±12 dB) can put right: the edge
+            # stood 12 dB above the source once the vocal's loudness was matched
+            level = _log_power(log_new) - _log_power(log_sp)
+            new_sp = np.where(voiced[:, None], np.exp(log_new - level[:, None]), sp)
             new_ap = ap
             if np.any(tmap.aperiodicity_shift):
                 ap_gain = 10.0 ** (to_bins(strength * tmap.aperiodicity_shift) / 10.0)
