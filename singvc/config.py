@@ -12,6 +12,11 @@ from pathlib import Path
 
 from .errors import UserInputError
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, from PyPI (a dependency there)
+    import tomli as tomllib
+
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
 
 
@@ -30,10 +35,6 @@ def list_presets() -> dict[str, Path]:
 
 
 def _toml_load(path: Path) -> dict:
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib
     try:
         return tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:

@@ -344,7 +344,7 @@ def _fail_at(where: str, text: str | None, overrides: dict[str, str]):
 
 
 def _parse_value(text: str) -> Any:
-    import tomllib
+    from .config import tomllib
 
     try:
         return tomllib.loads(f"v = {text}")["v"]
@@ -425,7 +425,7 @@ def _assign(data: dict, parts: list, value: Any) -> None:
 def parse_recipe(text: str, where: str = "recipe", base_dir: Path | None = None,
                  overrides: list[str] | None = None) -> Recipe:
     """Parse and validate recipe text; ``where`` names it in error messages (``where:LINE: ...``)."""
-    import tomllib
+    from .config import tomllib
 
     try:
         data = tomllib.loads(text)
