@@ -51,8 +51,8 @@ class _Parser(argparse.ArgumentParser):
 
 def _setting(key: str):
     """An argparse ``type`` for the numeric setting ``key``: parsed and checked against its range
-    (:data:`singvc.recipe.RANGES`) when the command line is read, before any work."""
-    from .recipe import RANGES, range_error
+    (:data:`singvc.settings.RANGES`) when the command line is read, before any work."""
+    from .settings import RANGES, range_error
 
     integer = all(isinstance(v, int) for v in RANGES[key])
 

@@ -43,7 +43,7 @@ def _toml_load(path: Path) -> dict:
 
 def load_preset(name_or_path: str | os.PathLike) -> dict:
     """The ``[settings]`` of a preset, checked against :class:`CoverSettings`' fields, types,
-    choices and ranges (the recipes' schema: :data:`singvc.recipe.CHOICES`, :data:`singvc.recipe.RANGES`)."""
+    choices and ranges (the recipes' schema: :data:`singvc.settings.CHOICES`, :data:`singvc.settings.RANGES`)."""
     from .recipe import _check, _check_texts, _settings_schema, key_line
 
     path = Path(name_or_path)

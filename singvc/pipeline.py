@@ -33,11 +33,11 @@ from .jsonio import write_json as _write_strict_json
 from .loudness import integrated_loudness, match_loudness, remix, true_peak_dbtp
 from .pitch import PitchTrack, load_pitch_model, track_pitch
 from .plan import RangePlan, Register, measure_register, parse_range, plan_transposition
-from .recipe import RANGES, range_error
 from .runfolders import (
     OUTPUT_FILES, OWNER_FILE, Aside, audio_bytes, check_output_dir, hidden_folder, plan_aside, signals_held,
     sweep,
 )
+from .settings import RANGES, range_error
 from .voice import VoiceProfile, analyse_voice, is_profile_ref, load_profile
 
 #: shortest reference clip accepted, seconds

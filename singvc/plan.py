@@ -17,11 +17,11 @@ import numpy as np
 
 from .errors import PlanError
 from .pitch import PitchTrack
-from .recipe import RANGES
+from .settings import RANGES
 
 MODES = ("key-lock", "free")
 #: largest shift in semitones (either direction): a manual transpose, the converters and the CLI all
-#: use this one range (kept in the settings table, :data:`singvc.recipe.RANGES`)
+#: use this one range (kept in the settings table, :data:`singvc.settings.RANGES`)
 MAX_SEMITONES = float(RANGES["transpose"][1])
 _NOTE = r"[A-Ga-g][#b♯♭]?-?\d+"
 

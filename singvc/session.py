@@ -21,7 +21,6 @@ Three layers: :func:`write_session` writes into a folder as given (a staging fol
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import zipfile

@@ -92,7 +92,7 @@ def test_flag_ranges_are_the_settings_table():
     # one range per setting: the planner, the converters and the flags read RANGES
     from singvc.convert import MAX_SEMITONES as converter_max
     from singvc.plan import MAX_SEMITONES as plan_max
-    from singvc.recipe import RANGES
+    from singvc.settings import RANGES
 
     assert plan_max == converter_max == RANGES["transpose"][1] == -RANGES["transpose"][0] == 36
 
@@ -126,7 +126,8 @@ def test_cover_settings_refuse_out_of_range_values(fields, name):
 
 
 def test_every_numeric_setting_has_a_range():
-    from singvc.recipe import RANGES, schema
+    from singvc.recipe import schema
+    from singvc.settings import RANGES
 
     numeric = set()
 
