@@ -237,10 +237,18 @@ class Singvc:
     def pitch_model_for(self, name: str):
         """The crepe model of capacity ``name``, loaded on first use and kept."""
         if name not in self._pitch_models:
-            # the ONNX export is kept in the cache folder; with the cache off, in a throw-away folder
-            cache_dir = self.cache.root if self.cache.enabled else tempfile.mkdtemp(prefix="singvc-onnx-")
-            self._pitch_models[name] = load_pitch_model(name, self.settings.device,
-                                                        backend=self.settings.pitch_backend, cache_dir=cache_dir)
+            if self.cache.enabled:  # the ONNX export is kept in the cache folder
+                self._pitch_models[name] = load_pitch_model(name, self.settings.device,
+                                                            backend=self.settings.pitch_backend,
+                                                            cache_dir=self.cache.root)
+            else:  # exported into a throw-away folder, removed once onnxruntime has read the model
+                throwaway = tempfile.mkdtemp(prefix="singvc-onnx-")
+                try:
+                    self._pitch_models[name] = load_pitch_model(name, self.settings.device,
+                                                                backend=self.settings.pitch_backend,
+                                                                cache_dir=throwaway)
+                finally:
+                    shutil.rmtree(throwaway, ignore_errors=True)
         return self._pitch_models[name]
 
     def _separator_cache_settings(self) -> dict:

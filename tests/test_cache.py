@@ -102,3 +102,17 @@ def test_cache_command(tmp_path, capsys):
     assert main(["cache", "prune", "--max-gb", "-1", "--cache-dir", str(tmp_path)]) == 2
     assert main(["cache", "clear", "--cache-dir", str(tmp_path)]) == 0
     assert Cache(tmp_path).entries() == []
+
+
+def test_no_cache_leaves_no_exported_model_behind(tmp_path, monkeypatch):
+    """With the cache off, crepe's ONNX export goes to a throw-away folder, removed once loaded."""
+    import tempfile
+
+    from singvc.pipeline import CoverSettings, Singvc
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    engine = Singvc(CoverSettings(pitch_model="tiny", pitch_backend="onnx"), cache=Cache(enabled=False))
+    tone = (0.3 * np.sin(2 * np.pi * 220 * np.arange(16000) / 16000)).astype(np.float32)
+    track, hit = engine.track(tone, 16000)
+    assert not hit and track.voiced.mean() > 0.9
+    assert list(tmp_path.iterdir()) == []
