@@ -69,8 +69,8 @@ def default_max_bytes() -> int:
         gb = float(value)
     except ValueError:
         gb = -1.0
-    if not gb >= 0:
-        raise UserInputError(f"SINGVC_CACHE_MAX_GB must be a number of GB >= 0 (got {value!r})")
+    if not 0 <= gb < 1e6:  # NaN and inf too (inf overflowed into an internal error)
+        raise UserInputError(f"SINGVC_CACHE_MAX_GB must be a finite number of GB >= 0 (got {value!r})")
     return int(gb * 1e9)
 
 

@@ -116,3 +116,12 @@ def test_no_cache_leaves_no_exported_model_behind(tmp_path, monkeypatch):
     track, hit = engine.track(tone, 16000)
     assert not hit and track.voiced.mean() > 0.9
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "-1", "lots", "1e300"])
+def test_cache_limit_from_the_environment_must_be_finite(monkeypatch, value):
+    from singvc.errors import UserInputError
+
+    monkeypatch.setenv("SINGVC_CACHE_MAX_GB", value)
+    with pytest.raises(UserInputError, match="SINGVC_CACHE_MAX_GB"):
+        default_max_bytes()
