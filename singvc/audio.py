@@ -109,6 +109,19 @@ def headroom_gain_db(peak: float, bit_depth: str) -> float:
     return limit - float(peak)
 
 
+def turned_down_together(names: str, peak: float, gain: float) -> str:
+    """What :func:`headroom_warning` says of outputs given one common ``gain`` (dB)."""
+    return (f"{names} peak at {peak:+.1f} dBFS and are written {-gain:.1f} dB lower, together "
+            "(so they still add up)")
+
+
+def headroom_warning(parts: list[str], bit_depth: str) -> str:
+    """The one-line warning for outputs turned down to fit ``bit_depth`` PCM (``parts``: what was
+    turned down and by how much, e.g. :func:`turned_down_together`)."""
+    return (f"above full scale for {bit_depth}-bit PCM: " + "; ".join(parts)
+            + "; nothing is clipped (--bit-depth 32f keeps the levels)")
+
+
 @contextmanager
 def _quiet_fd2() -> Iterator[None]:
     """Hide what C decoders write straight to file descriptor 2 (libmpg123 prints resync notes
@@ -266,10 +279,11 @@ def save_audio(
             for start, stop in blocks(audio.shape[1]):  # block by block: bounded memory for any length
                 block = audio[:, start:stop] if gain is None else audio[:, start:stop] * gain
                 if not np.all(np.isfinite(block)):
-                    bad = int(block.size - np.count_nonzero(np.isfinite(block)))
-                    bad += count_nonfinite(audio[:, stop:]) if stop < audio.shape[1] else 0
-                    raise NonFiniteResultError(f"{path.name}: the audio has {bad} NaN or infinite samples; "
-                                               "nothing was written")
+                    # counted block by block over the whole input (slicing the rest of a DiskAudio
+                    # would read it into memory at once); the headroom gains singvc passes (<= 0 dB) make
+                    # no sample non-finite
+                    raise NonFiniteResultError(f"{path.name}: the audio has {count_nonfinite(audio)} NaN or "
+                                               "infinite samples; nothing was written")
                 if bit_depth != "32f" and block.size and float(np.max(np.abs(block))) > 1.0:
                     raise ClippingError(_clipping_message(path, audio, gain, bit_depth))
                 fh.write(np.ascontiguousarray(block.T))

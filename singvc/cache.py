@@ -65,13 +65,20 @@ def default_max_bytes() -> int:
     value = os.environ.get("SINGVC_CACHE_MAX_GB")
     if not value:
         return int(DEFAULT_MAX_GB * 1e9)
-    try:
-        gb = float(value)
-    except ValueError:
-        gb = -1.0
-    if not 0 <= gb < 1e6:  # NaN and inf too (inf overflowed into an internal error)
+    gb = parse_gigabytes(value)
+    if gb is None:
         raise UserInputError(f"SINGVC_CACHE_MAX_GB must be a finite number of GB >= 0 (got {value!r})")
     return int(gb * 1e9)
+
+
+def parse_gigabytes(text: str) -> float | None:
+    """A cache size limit in GB read from text, or ``None`` when it is not a finite number >= 0
+    (NaN and inf included: inf overflowed into an internal error)."""
+    try:
+        gb = float(text)
+    except ValueError:
+        return None
+    return gb if 0 <= gb < 1e6 else None
 
 
 def _entry_size(path: Path) -> int:

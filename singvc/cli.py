@@ -89,11 +89,11 @@ def _target_range(text: str) -> str:
 
 
 def _gigabytes(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number (got {text!r})") from None
-    if not (value >= 0 and value < 1e6):  # also refuses nan and inf
+    """An argparse ``type`` for ``--max-gb`` (:func:`singvc.cache.parse_gigabytes`)."""
+    from .cache import parse_gigabytes
+
+    value = parse_gigabytes(text)
+    if value is None:
         raise argparse.ArgumentTypeError(f"must be a finite number of GB, 0 or more (got {text})")
     return value
 
@@ -288,15 +288,21 @@ def _engine(args: argparse.Namespace, **overrides):
     fields.update(overrides)
     cache = Cache(args.cache_dir, enabled=not args.no_cache)
     settings = CoverSettings(**fields)
-    if cache.enabled:  # an unwritable or full cache is found now, not after the work
-        separates = getattr(args, "song", None) is not None and getattr(args, "vocals", None) is None \
-            and settings.separation
-        check_cache_dir(cache.root, CACHE_STEMS * audio_bytes(args.song) if separates else 0)
+    separates = getattr(args, "song", None) is not None and getattr(args, "vocals", None) is None \
+        and settings.separation
+    _check_cache(cache, args.song if separates else None)
     return Singvc(settings, cache=cache, progress=not args.quiet)
 
 
 #: float32 buffers of the song's length a separation cache entry holds (Demucs' four stems)
 CACHE_STEMS = 4
+
+
+def _check_cache(cache, separated_song: str | os.PathLike | None) -> None:
+    """An unwritable or full cache found now, not after the work: exit 4 (with room for the stems
+    of ``separated_song`` when the run separates one)."""
+    if cache.enabled:
+        check_cache_dir(cache.root, CACHE_STEMS * audio_bytes(separated_song))
 
 
 #: float32 buffers of the song's length that separate and stems keep on the output's disk at most
@@ -381,10 +387,8 @@ def cmd_stems(args: argparse.Namespace) -> int:
                                instrumental_path=scratch / "instrumental.npy"),
             args.bit_depth, protect=(args.song,))
     if not args.quiet:
-        if manifest["headroom_gain_db"] < 0:
-            print(f"warning: the stems peak above full scale for {args.bit_depth}-bit PCM: all are written "
-                  f"{-manifest['headroom_gain_db']:.1f} dB lower, together (so they still add up); nothing is "
-                  "clipped (--bit-depth 32f keeps the levels)", file=sys.stderr)
+        if manifest["headroom_warning"]:
+            print(f"warning: {manifest['headroom_warning']}", file=sys.stderr)
         files = [s["file"] for s in manifest["stems"]] + [m["file"] for m in manifest["midi"]]
         print(f"{manifest['tempo_bpm']:g} BPM, {manifest['key']['name']}")
         print(f"wrote {out}/ ({', '.join(files)}, {manifest['dawproject']}, {manifest['reaper']}, session.json)")
@@ -516,8 +520,6 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_cache(args: argparse.Namespace) -> int:
     from .cache import KINDS, Cache
 
-    if args.max_gb is not None and not args.max_gb >= 0:
-        raise UserInputError(f"--max-gb must be >= 0 (got {args.max_gb})")
     max_bytes = None if args.max_gb is None else int(args.max_gb * 1e9)
     cache = Cache(args.cache_dir, max_bytes=max_bytes)
     if args.action == "clear":
@@ -576,10 +578,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     songs = list_songs(args.songs) if args.songs else None
     cache = Cache(args.cache_dir, enabled=not args.no_cache)
     engine = build_engine(recipe, cache, progress=not args.quiet and songs is None, device=args.device)
-    if cache.enabled:  # an unwritable or full cache is found now, not after the work
-        separates = engine.settings.separation and not (songs is None and recipe.get("input.vocals"))
-        song = songs[0] if songs else recipe.path_of("input.song")
-        check_cache_dir(cache.root, CACHE_STEMS * audio_bytes(song) if separates else 0)
+    separates = engine.settings.separation and not (songs is None and recipe.get("input.vocals"))
+    _check_cache(cache, (songs[0] if songs else recipe.path_of("input.song")) if separates else None)
     out = Path(args.output) if args.output else None
     if songs is None:
         report = run_recipe(recipe, engine, out)

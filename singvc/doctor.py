@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import platform
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
 from .errors import InstallError
@@ -42,17 +42,12 @@ def release(v: str | None) -> str | None:
 
 @dataclass
 class StackReport:
-    """What :func:`check_stack` found. ``ok`` is False only when something does not load."""
+    """What :func:`check_stack` found: ``loads`` is False only when something does not load."""
 
     versions: dict[str, str | None]
     loads: bool
     problem: str | None = None
     tested: bool = False
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return self.loads
 
     def verdict(self) -> str:
         """One line: does the torch stack fit together?"""
@@ -127,5 +122,4 @@ def describe(report: StackReport) -> list[str]:
     for name, v in report.versions.items():
         lines.append(f"  {name:<12} {v or 'not installed'}")
     lines.append(f"torch stack: {report.verdict()}")
-    lines.extend(report.notes)
     return lines

@@ -23,13 +23,14 @@ import numpy as np
 
 from . import __version__
 from .audio import (
-    DiskAudio, as_audio, blocks, check_finite, check_result, difference, fit_length, headroom_gain_db, load_audio,
-    load_audio_to_disk, match_channels, new_like, output_peak_limit, peak_dbfs, resample_into, save_audio,
+    DiskAudio, as_audio, blocks, check_finite, check_result, difference, fit_length, headroom_gain_db, headroom_warning,
+    load_audio, load_audio_to_disk, match_channels, new_like, output_peak_limit, peak_dbfs, resample_into, save_audio,
+    turned_down_together,
 )
 from .cache import Cache, audio_digest
 from .convert import get_converter
 from .errors import InvalidReferenceError, OutputError, PlanError, UserInputError
-from .jsonio import write_json as _write_strict_json
+from .jsonio import write_json
 from .loudness import integrated_loudness, match_loudness, remix, true_peak_dbtp
 from .pitch import PitchTrack, load_pitch_model, track_pitch
 from .plan import RangePlan, Register, measure_register, parse_range, plan_transposition
@@ -679,12 +680,10 @@ def headroom(together: dict[str, "np.ndarray | DiskAudio"], bit_depth: str,
     if gain < 0 or mix_gain < 0:
         parts = []
         if gain < 0:
-            parts.append(f"{names} peak at {top:+.1f} dBFS and are written {-gain:.1f} dB lower, together "
-                         "(so they still add up)")
+            parts.append(turned_down_together(names, top, gain))
         if mix_gain < 0:
             parts.append(f"mix.wav peaks at {mix_peak:+.1f} dBFS and is written {-mix_gain:.1f} dB lower")
-        warning = (f"above full scale for {bit_depth}-bit PCM: " + "; ".join(parts)
-                   + "; nothing is clipped (--bit-depth 32f keeps the levels)")
+        warning = headroom_warning(parts, bit_depth)
         info["note"] = warning
     elif not pcm and max(top, mix_peak) > 0.0:
         warning = (f"outputs peak above full scale ({max(top, mix_peak):+.1f} dBFS); written as 32-bit float, "
@@ -705,12 +704,6 @@ def save_together(folder: str | os.PathLike, outputs: dict[str, "np.ndarray | Di
     for name, audio in outputs.items():
         save_audio(Path(folder) / name, audio, sample_rate, bit_depth, gain_db=gain)
     return info, warning
-
-
-def write_json(path: Path, data: dict) -> None:
-    """Write strict JSON atomically: NaN and infinities (numpy ones too, at any depth) become
-    ``null`` (see :mod:`singvc.jsonio`)."""
-    _write_strict_json(path, data)
 
 
 def load_input(path: str | os.PathLike, scratch: Path | None = None, name: str = "input") -> tuple[np.ndarray, int]:

@@ -57,8 +57,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import SingvcError, UserInputError
-from .settings import CHOICES, RANGES, range_error  # noqa: F401 (recipes check against them)
 from .runfolders import check_output_dir
+from .settings import CHOICES, RANGES, range_error  # noqa: F401 (recipes check against them)
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".aif", ".aiff", ".opus")
 
@@ -81,6 +81,8 @@ INPUT_KEYS = {"song": str, "vocals": str, "instrumental": str, "separation": boo
 OUTPUT_KEYS = {"dir": str, "stems": bool, "daw": bool}
 #: keys whose values are paths (relative to the recipe's folder, or to the working directory for --set)
 PATH_KEYS = ("input.song", "input.vocals", "input.instrumental", "output.dir", "settings.separator_repo")
+
+
 def _settings_schema() -> dict:
     from .pipeline import CoverSettings
 
@@ -514,6 +516,7 @@ def run_recipe(recipe: Recipe, engine=None, out_dir: str | os.PathLike | None = 
     ``output.dir``) atomically and returns the report, which records the recipe and its hashes."""
     from .feature import FeatureOptions, Section, render_feature
     from .pipeline import _Timer, cover_file, estimate_run_bytes, load_song_or_stems, save_result, scratch_folder
+
     engine = engine or build_engine(recipe)
     out_dir = Path(out_dir) if out_dir is not None else recipe.output_dir()
     vocals_path = None if song is not None else recipe.path_of("input.vocals")

@@ -33,7 +33,10 @@ import numpy as np
 
 from . import __version__
 from .analysis import Key, estimate_key, estimate_tempo, transpose_key
-from .audio import as_audio, difference, fit_length, headroom_gain_db, peak_dbfs, save_audio
+from .audio import (
+    as_audio, difference, fit_length, headroom_gain_db, headroom_warning, peak_dbfs, save_audio,
+    turned_down_together,
+)
 from .errors import InvalidAudioError, OutputError
 from .jsonio import dumps as json_dumps
 from .loudness import integrated_loudness
@@ -144,10 +147,12 @@ def write_session(folder: str | os.PathLike, session: Session, bit_depth: str = 
     name = _safe_name(session.name)
 
     peaks = [peak_dbfs(a) for a in audios]
-    common = session.headroom_gain_db
+    common, warning = session.headroom_gain_db, None
     if common is None:
-        common = headroom_gain_db(max((p for p, st in zip(peaks, session.stems) if st.headroom),
-                                      default=float("-inf")), bit_depth)
+        top = max((p for p, st in zip(peaks, session.stems) if st.headroom), default=float("-inf"))
+        common = headroom_gain_db(top, bit_depth)
+        if common < 0:
+            warning = headroom_warning([turned_down_together("the stems", top, common)], bit_depth)
     stems_info: list[dict] = []
     for i, (stem, audio, peak) in enumerate(zip(session.stems, audios, peaks), start=1):
         file = f"{i:02d}_{_safe_name(stem.role)}.wav"
@@ -182,6 +187,7 @@ def write_session(folder: str | os.PathLike, session: Session, bit_depth: str = 
         "bit_depth": BIT_DEPTH_NAMES.get(bit_depth, bit_depth),
         "sample_format": "float" if bit_depth == "32f" else "pcm",
         "headroom_gain_db": round(common, 3),
+        "headroom_warning": warning,
         "length_samples": int(length),
         "seconds": round(seconds, 6),
         "tempo_bpm": session.tempo_bpm,

@@ -19,7 +19,7 @@ from singvc.errors import ClippingError, NonFiniteResultError
 from singvc.jsonio import dumps, json_safe
 from singvc.loudness import remix, true_peak_dbtp
 from singvc.midi import Melody, Note, melody_to_midi
-from singvc.pipeline import write_json
+from singvc.jsonio import write_json
 from singvc.pitch import PitchTrack
 
 RATE = 44100
@@ -148,6 +148,7 @@ def test_separate_and_stems_turn_a_hot_song_down_together(tmp_path, tiny_separat
     assert main(["stems", str(path), "-o", str(tmp_path / "ses"), "--no-midi", *args]) == 0
     manifest = strict_loads((tmp_path / "ses" / "session.json").read_text())
     assert manifest["headroom_gain_db"] < -8
+    assert manifest["headroom_warning"].startswith("above full scale for 24-bit PCM: the stems peak at")
     for wav in (tmp_path / "ses").glob("*.wav"):
         assert clipped_share(wav) == 0.0, wav.name
     song_stem = next(s["file"] for s in manifest["stems"] if s["role"] == "mix")
