@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from singvc.audio import load_audio, to_mono  # noqa: E402
-from singvc.convert import get_converter  # noqa: E402
+from singvc.converters import get_converter  # noqa: E402
 from singvc import evaluate as ev  # noqa: E402
 from singvc.pitch import load_pitch_model, track_pitch  # noqa: E402
 from singvc.plan import plan_transposition  # noqa: E402

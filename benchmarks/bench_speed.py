@@ -183,7 +183,7 @@ def pitch_accuracy(vocal: Path) -> dict:
     f0 = f0[0].numpy()
     out = {"plain_torchcrepe_full_rtf": round(plain_seconds / (audio.shape[1] / rate), 3)}
     from singvc.config import load_preset
-    from singvc.pipeline import CoverSettings
+    from singvc import CoverSettings
 
     variants = {}
     for preset in ("quality", "fast"):

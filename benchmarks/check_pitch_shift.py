@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from singvc.audio import load_audio, save_audio
-    from singvc.convert import get_converter
+    from singvc.converters import get_converter
     from singvc.pitch import PitchTrack, load_pitch_model, track_pitch
 
     if args.threads:

@@ -17,12 +17,16 @@ from .errors import (  # noqa: E402
     UserInputError,
     WeightsUnavailableError,
 )
-from .pipeline import CoverResult, CoverSettings, Singvc, cover, cover_file  # noqa: E402
+from .converters import Converter, get_converter, register  # noqa: E402
+from .cover import CoverResult, Singvc, cover  # noqa: E402
+from .jobs import cover_file  # noqa: E402
 from .pitch import PitchTrack, load_pitch_model, track_pitch  # noqa: E402
 from .plan import RangePlan, Register, parse_range, plan_transposition  # noqa: E402
+from .settings import CoverSettings  # noqa: E402
 
 __all__ = [
-    "__version__", "Singvc", "CoverSettings", "CoverResult", "cover", "cover_file", "load_audio", "save_audio", "PitchTrack", "load_pitch_model", "track_pitch",
+    "__version__", "Singvc", "CoverSettings", "CoverResult", "cover", "cover_file", "load_audio", "save_audio",
+    "Converter", "get_converter", "register", "PitchTrack", "load_pitch_model", "track_pitch",
     "RangePlan", "Register", "parse_range", "plan_transposition", "SingvcError", "SingvcWarning", "UserInputError",
     "AudioLoadError", "InvalidAudioError", "InvalidReferenceError", "ModelNotFoundError",
     "WeightsUnavailableError", "PlanError", "OutputError",

@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import struct
 import sys
-import tempfile
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,6 +32,7 @@ import soundfile as sf
 from .errors import (
     AudioLoadError, ClippingError, InvalidAudioError, NonFiniteResultError, OutputError, ResultError, SingvcWarning,
 )
+from .run import atomic_write
 from .runfolders import check_cancelled, hidden_folder
 
 MIN_SAMPLE_RATE = 8_000
@@ -267,12 +267,13 @@ def save_audio(
     audio = as_audio(audio)
     path = Path(path)
     gain = np.float32(10.0 ** (gain_db / 20.0)) if gain_db else None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-        os.close(fd)
-    except OSError as exc:
-        raise OutputError(f"cannot write to {path.parent}: {exc.strerror}") from exc
+    with atomic_write(path) as tmp:
+        _write_wav(tmp, path, audio, sample_rate, bit_depth, gain)
+    return path
+
+
+def _write_wav(tmp: Path, path: Path, audio, sample_rate: int, bit_depth: str, gain) -> None:
+    """The body of :func:`save_audio`: ``audio`` into the temporary file ``tmp`` (checked block by block)."""
     try:
         with sf.SoundFile(tmp, "w", samplerate=sample_rate, channels=audio.shape[0],
                           subtype=SUBTYPES[bit_depth], format="WAV") as fh:
@@ -287,15 +288,10 @@ def save_audio(
                 if bit_depth != "32f" and block.size and float(np.max(np.abs(block))) > 1.0:
                     raise ClippingError(_clipping_message(path, audio, gain, bit_depth))
                 fh.write(np.ascontiguousarray(block.T))
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; give it the usual mode
-        os.replace(tmp, path)
-    except ResultError:
-        Path(tmp).unlink(missing_ok=True)
+    except (ResultError, OSError):
         raise
-    except Exception as exc:
-        Path(tmp).unlink(missing_ok=True)
+    except Exception as exc:  # libsndfile's own errors
         raise OutputError(f"cannot write {path}: {exc}") from exc
-    return path
 
 
 def _clipping_message(path: Path, audio, gain: np.float32 | None, bit_depth: str) -> str:
@@ -307,12 +303,6 @@ def _clipping_message(path: Path, audio, gain: np.float32 | None, bit_depth: str
     return (f"{path.name}: {over} samples beyond full scale (peak {20 * np.log10(peak):+.2f} dBFS) cannot be "
             f"written as {bit_depth}-bit PCM without clipping; nothing was written (turn it down first, "
             "or write 32-bit float)")
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def to_mono(audio: np.ndarray) -> np.ndarray:

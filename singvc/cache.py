@@ -33,6 +33,7 @@ import numpy as np
 
 from .audio import DiskAudio, blocks
 from .errors import InvalidAudioError, OutputError, SingvcWarning, UserInputError
+from .run import atomic_write, write_text
 from .runfolders import OWNER_FILE, ORPHAN_STALE_SECONDS, is_stale, write_owner
 
 CACHE_VERSION = 1
@@ -119,14 +120,7 @@ def file_checksum(path: str | os.PathLike) -> dict:
 def write_checksum(path: str | os.PathLike, sidecar: str | os.PathLike) -> None:
     """Write ``path``'s :func:`file_checksum` as JSON to ``sidecar`` (through a temporary file and a
     rename, so the sidecar is whole or absent)."""
-    sidecar = Path(sidecar)
-    fd, tmp = tempfile.mkstemp(prefix=f".{sidecar.name}.", dir=sidecar.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(file_checksum(path), fh)
-        os.replace(tmp, sidecar)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    write_text(sidecar, json.dumps(file_checksum(path)))
 
 
 def check_file(path: str | os.PathLike, sidecar: str | os.PathLike) -> str | None:
@@ -410,12 +404,9 @@ class Cache:
             return None
         path = self.path(kind, digest, settings)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".entry.", suffix=".npz", dir=path.parent)
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **arrays)
-            os.replace(tmp, path)
-        except OSError:
+            with atomic_write(path, suffix=".npz") as tmp:
+                np.savez(tmp, **arrays)
+        except OutputError:  # the cache is an optimisation: a full or read-only disk is not an error
             return None
         self._touch(path)
         self.prune()

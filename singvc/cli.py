@@ -16,14 +16,28 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from .errors import SingvcError, SingvcWarning, UserInputError
-from .jsonio import dumps as json_dumps
-from .runfolders import (
-    Cancelled, audio_bytes, check_cache_dir, check_output_dir, check_output_file, clear_cancel, request_cancel,
-)
+import numpy as np
 
-PITCH_MODELS = ("full", "tiny")
-CONVERTER_NAMES = ("dsp", "pitch", "none")
+from .audio import fit_length, load_audio, resample
+from .cache import KINDS, Cache, parse_gigabytes
+from .config import preset_layer
+from .converters import CONVERTERS
+from .cover import Singvc
+from .doctor import check_stack, describe, require_stack
+from .engine import load_voice
+from .evaluate import evaluate, load_encoder
+from .errors import SingvcError, SingvcWarning, UserInputError
+from .jobs import cover_file, separate_file, stems_file
+from .jsonio import dumps as json_dumps
+from .pitch import PITCH_MODELS, PitchTrack, crepe_weights
+from .plan import plan_transposition
+from .recipe import build_engine, list_songs, load_recipe, run_batch, run_recipe
+from .runfolders import (
+    Cancelled, audio_bytes, check_cache_dir, check_output_file, clear_cancel, request_cancel,
+)
+from .separate import cached_weights
+from .settings import GROUPS, SCHEMA, Layer, Setting, problem, resolve
+from .voice import analyse_voice, check_name, list_profiles, load_profile, profiles_dir
 
 
 class _UsageError(Exception):
@@ -49,25 +63,66 @@ class _Parser(argparse.ArgumentParser):
         return args
 
 
-def _setting(key: str):
-    """An argparse ``type`` for the numeric setting ``key``: parsed and checked against its range
-    (:data:`singvc.settings.RANGES`) when the command line is read, before any work."""
-    from .settings import RANGES, range_error
-
-    integer = all(isinstance(v, int) for v in RANGES[key])
-
+def _flag_type(setting: Setting):
+    """An argparse ``type`` for a setting's flag: the text read as the setting's type and checked
+    against the schema (choices, range, format) when the command line is read, before any work."""
     def parse(text: str):
-        try:
-            value = int(text) if integer else float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {'an integer' if integer else 'a number'} (got {text!r})") from None
-        problem = range_error(key, value)
-        if problem:
-            raise argparse.ArgumentTypeError(problem.replace(f"(got {value!r})", f"(got {text})"))
+        value: object = text
+        if setting.kind in (int, float):
+            try:
+                value = int(text) if setting.kind is int else float(text)
+            except ValueError:
+                raise argparse.ArgumentTypeError(
+                    f"must be {'an integer' if setting.kind is int else 'a number'} (got {text!r})") from None
+        why = problem(setting.name, value)
+        if why:
+            raise argparse.ArgumentTypeError(why.replace(f"(got {value!r})", f"(got {text})"))
         return value
 
-    parse.__name__ = key
+    parse.__name__ = setting.name
     return parse
+
+
+def _help(setting: Setting) -> str:
+    """A flag's help from the schema: what it does, its unit, choices and default."""
+    text = setting.flag_help or setting.help
+    if setting.name == "converter":
+        text = "; ".join(f"{name}: {cls.summary}" for name, cls in CONVERTERS.items())
+    if setting.unit:
+        text += f"; in {setting.unit}"
+    if setting.const is None and setting.default is not None:
+        text += f". Default: {setting.default}"
+    return text
+
+
+def _add_settings(p: argparse.ArgumentParser, command: str) -> None:
+    """The flags of every setting that ``command`` takes, grouped as in the schema; a flag the
+    user did not give is absent from the parsed arguments (so a preset's value is not overridden)."""
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for group in GROUPS:
+        for setting in SCHEMA.values():
+            if setting.group != group or setting.flag is None or command not in setting.commands:
+                continue
+            if group not in groups:
+                groups[group] = p.add_argument_group(group)
+            if setting.const is not None:
+                groups[group].add_argument(setting.flag, dest=setting.name, action="store_const", const=setting.const,
+                                           default=argparse.SUPPRESS, help=_help(setting))
+            else:
+                groups[group].add_argument(setting.flag, dest=setting.name, type=_flag_type(setting),
+                                           default=argparse.SUPPRESS,
+                                           metavar=setting.metavar or "{%s}" % ",".join(map(str, setting.choices or ())),
+                                           help=_help(setting))
+    if command != "run":
+        p.add_argument("--preset", metavar="NAME",
+                       help="settings preset: quality (default settings), natural, strong or fast, or a .toml file "
+                            "(see presets/); flags given explicitly win")
+
+
+def _flag_settings(args: argparse.Namespace) -> Layer:
+    """The settings given as flags (a layer of :func:`singvc.settings.resolve`)."""
+    given = {name: getattr(args, name) for name, s in SCHEMA.items() if s.flag and hasattr(args, name)}
+    return Layer(given, lambda name: SCHEMA[name].flag)
 
 
 def _path(text: str) -> str:
@@ -77,61 +132,22 @@ def _path(text: str) -> str:
     return text
 
 
-def _target_range(text: str) -> str:
-    """An argparse ``type`` for ``--target-range``: read now (notes or Hz, within C0-C9), kept as text."""
-    from .plan import parse_range
-
-    try:
-        parse_range(text)
-    except UserInputError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
-
-
 def _gigabytes(text: str) -> float:
     """An argparse ``type`` for ``--max-gb`` (:func:`singvc.cache.parse_gigabytes`)."""
-    from .cache import parse_gigabytes
-
     value = parse_gigabytes(text)
     if value is None:
         raise argparse.ArgumentTypeError(f"must be a finite number of GB, 0 or more (got {text})")
     return value
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("models and cache")
-    g.add_argument("--separator-model", default="htdemucs", metavar="NAME",
-                   help="Demucs model name (htdemucs, htdemucs_ft, mdx_extra, ...). Default: htdemucs")
-    g.add_argument("--separator-repo", type=_path, metavar="DIR",
-                   help="local folder of Demucs model files (NAME.th), as demucs --repo; no download")
-    g.add_argument("--pitch-model", choices=PITCH_MODELS, default="full", help="torchcrepe capacity. Default: full")
-    g.add_argument("--reference-pitch-model", choices=PITCH_MODELS, default="tiny",
-                   help="crepe capacity for target-voice clips (register and profile). Default: tiny")
-    g.add_argument("--pitch-backend", choices=("auto", "onnx", "torch"), default="auto",
-                   help="run crepe through onnxruntime (about 2-4x faster on CPU) or torch. Default: auto (onnx on CPU)")
-    g.add_argument("--pitch-hop", type=_setting("pitch_hop"), default=0.01, metavar="SECONDS",
-                   help="pitch frame hop, at most 0.01 s. Default: 0.01")
-    g.add_argument("--pitch-stride", type=int, default=2, choices=(1, 2, 3, 4), metavar="N",
-                   help="run crepe on every N-th frame and fill the rest (1: every frame, about 2x slower). Default: 2")
-    g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                   help="compute device. Default: cuda when available, else cpu")
+def _add_common(p: argparse.ArgumentParser, command: str) -> None:
+    """The settings flags of ``command``, the cache options and ``--quiet``."""
+    _add_settings(p, command)
+    g = p.add_argument_group("cache")
     g.add_argument("--cache-dir", type=_path, metavar="DIR",
                    help="cache for separation and pitch results (default: $SINGVC_CACHE_DIR or ~/.cache/singvc)")
     g.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
-    p.add_argument("--preset", metavar="NAME",
-                   help="settings preset: quality (default settings), natural, strong or fast, or a .toml file (see presets/); "
-                        "flags given explicitly win")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or summaries")
-
-
-def _add_plan(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("range plan")
-    g.add_argument("--target-range", type=_target_range, metavar="LOW-HIGH",
-                   help="target register as notes (C3-A4) or Hz (130-440), instead of measuring --voice")
-    g.add_argument("--transpose", type=_setting("transpose"), metavar="N",
-                   help="shift by N semitones (-36 to 36), overriding the plan")
-    g.add_argument("--no-key-lock", action="store_true",
-                   help="allow any whole-semitone shift (default: whole octaves only, staying in key)")
 
 
 class _VersionAction(argparse.Action):
@@ -141,8 +157,6 @@ class _VersionAction(argparse.Action):
         super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0, help=help)
 
     def __call__(self, parser, namespace, values, option_string=None):
-        from .doctor import check_stack, describe
-
         print("\n".join(describe(check_stack())))
         parser.exit(0)
 
@@ -160,50 +174,33 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=_path, metavar="DIR", help="output folder. Default: ./<song name>-singvc")
     p.add_argument("--vocals", metavar="FILE", help="use this vocal stem instead of separating")
     p.add_argument("--instrumental", metavar="FILE", help="instrumental stem to go with --vocals")
-    p.add_argument("--no-separation", action="store_true", help="treat the input as a vocal-only stem")
-    p.add_argument("--converter", choices=CONVERTER_NAMES, default="dsp",
-                   help="dsp: shift by the plan and convert the timbre toward --voice (no model weights); "
-                        "pitch: formant-preserving shift only; none: no conversion. Default: dsp")
-    p.add_argument("--strength", type=_setting("strength"), default=1.0, metavar="0..1",
-                   help="how far the dsp converter moves the timbre toward the target. Default: 1")
-    p.add_argument("--render", choices=("world", "waveform"), default="world",
-                   help="dsp converter, where the pitch is not moved: world re-synthesizes with the WORLD vocoder "
-                        "(moves identity further); waveform filters the singer's own waveform (more natural, "
-                        "exact pitch, faster). Shifted regions always use WORLD. Default: world")
-    p.add_argument("--shift-instrumental", action="store_true",
-                   help="after a non-octave shift, shift the instrumental by the same amount")
-    p.add_argument("--bit-depth", choices=("16", "24", "32f"), default="24", help="WAV format. Default: 24")
     p.add_argument("--daw", action="store_true",
                    help="also write a DAW session folder DIR/session/ (all stems, melody MIDI, tempo, key, "
                         ".dawproject and REAPER .rpp)")
-    _add_plan(p)
-    _add_common(p)
+    _add_common(p, "cover")
 
     p = sub.add_parser("separate", help="split a song into vocals.wav and instrumental.wav")
     p.add_argument("song")
     p.add_argument("-o", "--output", type=_path, metavar="DIR", help="output folder. Default: ./<song name>-stems")
-    p.add_argument("--bit-depth", choices=("16", "24", "32f"), default="24")
-    _add_common(p)
+    _add_common(p, "separate")
 
     p = sub.add_parser("stems", help="separate a song into a DAW session folder (every stem, melody MIDI, "
                                      "tempo, key, .dawproject and .rpp)")
     p.add_argument("song")
     p.add_argument("-o", "--output", type=_path, metavar="DIR", help="session folder. Default: ./<song name>-session")
-    p.add_argument("--bit-depth", choices=("16", "24", "32f"), default="24", help="WAV format. Default: 24")
     p.add_argument("--no-midi", action="store_true", help="skip the vocal's melody MIDI (no pitch tracking)")
-    _add_common(p)
+    _add_common(p, "stems")
 
     p = sub.add_parser("pitch", help="track the pitch of a vocal and save it (.npz)")
     p.add_argument("audio")
     p.add_argument("-o", "--output", type=_path, metavar="FILE", help="output .npz. Default: <audio name>.pitch.npz")
     p.add_argument("--csv", type=_path, metavar="FILE", help="also write time,f0_hz,periodicity,voiced as CSV")
-    _add_common(p)
+    _add_common(p, "pitch")
 
     p = sub.add_parser("plan", help="print the range plan (JSON) for a vocal and a target voice or range")
     p.add_argument("source", help="a vocal audio file, or a pitch track (.npz) from 'singvc pitch'")
-    p.add_argument("--voice", metavar="REF", help="a clip of the target voice")
-    _add_plan(p)
-    _add_common(p)
+    p.add_argument("--voice", metavar="REF", help="a clip or saved profile of the target voice")
+    _add_common(p, "plan")
 
     p = sub.add_parser("voice", help="voice profiles: enroll a target voice from clips, list, show")
     vsub = p.add_subparsers(dest="voice_command", required=True, metavar="ACTION")
@@ -213,7 +210,7 @@ def get_parser() -> argparse.ArgumentParser:
     q.add_argument("-o", "--output", type=_path, metavar="FILE",
                    help="write the profile here instead of the profiles folder ($SINGVC_HOME/voices)")
     q.add_argument("--force", action="store_true", help="replace an existing profile of that name")
-    _add_common(q)
+    _add_common(q, "voice enroll")
     q = vsub.add_parser("list", help="list saved and shipped profiles")
     q = vsub.add_parser("show", help="print a profile (JSON)")
     q.add_argument("voice", metavar="NAME|FILE")
@@ -223,11 +220,11 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, metavar="FILE", help="the converted vocal (same length)")
     p.add_argument("--voice", required=True, metavar="REF", help="the reference clip the converter was given")
     p.add_argument("--heldout", metavar="FILE", help="another clip of the target voice, not given to the converter")
-    p.add_argument("--semitones", type=_setting("transpose"), metavar="N",
+    p.add_argument("--semitones", type=_flag_type(SCHEMA["transpose"]), metavar="N",
                    help="the planned transposition (default: read from a report.json beside --output, else "
                         "the median pitch difference rounded to whole semitones)")
     p.add_argument("--no-windows", action="store_true", help="skip the 5 s drift windows")
-    _add_common(p)
+    _add_common(p, "eval")
 
     p = sub.add_parser("doctor", help="check the install: versions of the torch stack, whether torch and torchaudio "
                                       "load together, crepe and Demucs weights, the cache folder")
@@ -253,41 +250,19 @@ def get_parser() -> argparse.ArgumentParser:
                    help="batch: every audio file of DIR, or the paths listed in a text file, one output folder "
                         "per song; songs already done are skipped")
     p.add_argument("-o", "--output", type=_path, metavar="DIR", help="output folder (overrides output.dir)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
-                   help="compute device (default: the recipe's, else cpu)")
-    p.add_argument("--cache-dir", type=_path, metavar="DIR", help="cache for separation and pitch results")
-    p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars or summaries")
+    _add_common(p, "run")
     return parser
 
 
-def _engine(args: argparse.Namespace, **overrides):
-    from .cache import Cache
-    from .doctor import require_stack
-    from .pipeline import CoverSettings, Singvc
-
+def _engine(args: argparse.Namespace) -> Singvc:
+    """The engine of a command: its settings resolved (defaults < preset < flags), the torch stack
+    checked, the cache checked for room."""
+    layers = []
+    if getattr(args, "preset", None):
+        layers += [preset_layer(args.preset), Layer({"preset": args.preset}, lambda name: "--preset")]
+    settings = resolve(*layers, _flag_settings(args))
     require_stack()  # a torch/torchaudio pair that does not load: one line now, not after the first stage
-    device = args.device
-    if device == "auto":
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    fields = dict(separator_model=args.separator_model, separator_repo=args.separator_repo,
-                  pitch_model=args.pitch_model, pitch_backend=args.pitch_backend, pitch_hop=args.pitch_hop,
-                  pitch_stride=args.pitch_stride, reference_pitch_model=args.reference_pitch_model,
-                  device=device)
-    for name in ("transpose", "target_range", "converter", "shift_instrumental", "bit_depth", "strength", "render"):
-        if hasattr(args, name):
-            fields[name] = getattr(args, name)
-    if getattr(args, "no_key_lock", False):
-        fields["plan_mode"] = "free"
-    if getattr(args, "no_separation", False):
-        fields["separation"] = False
-    fields.update(getattr(args, "preset_extra", {}))
-    fields["preset"] = getattr(args, "preset", None)
-    fields.update(overrides)
     cache = Cache(args.cache_dir, enabled=not args.no_cache)
-    settings = CoverSettings(**fields)
     separates = getattr(args, "song", None) is not None and getattr(args, "vocals", None) is None \
         and settings.separation
     _check_cache(cache, args.song if separates else None)
@@ -305,18 +280,11 @@ def _check_cache(cache, separated_song: str | os.PathLike | None) -> None:
         check_cache_dir(cache.root, CACHE_STEMS * audio_bytes(separated_song))
 
 
-#: float32 buffers of the song's length that separate and stems keep on the output's disk at most
-SEPARATE_BUFFERS = 6
-STEMS_BUFFERS = 10
-
-
 def _default_dir(path: str | None, suffix: str) -> Path:
     return Path(f"{Path(path).stem if path else 'singvc'}-{suffix}")
 
 
 def cmd_cover(args: argparse.Namespace) -> int:
-    from .pipeline import cover_file
-
     if args.song is None and args.vocals is None:
         raise UserInputError("give a SONG, or --vocals FILE (with --instrumental FILE)")
     if args.instrumental and not args.vocals:
@@ -352,17 +320,9 @@ def _print_moved_aside(report: dict, out: Path) -> None:
 
 
 def cmd_separate(args: argparse.Namespace) -> int:
-    from .pipeline import load_input, save_together, scratch_folder, staged_output
-
     engine = _engine(args)
     out = Path(args.output) if args.output else _default_dir(args.song, "stems")
-    check_output_dir(out, audio_bytes(args.song) * SEPARATE_BUFFERS)
-    with scratch_folder(out) as scratch:  # the song and stems stream through disk: flat memory
-        song, sample_rate = load_input(args.song, scratch, "song")
-        vocals, instrumental, _ = engine.separate(song, sample_rate, scratch)
-        with staged_output(out, protect=(args.song,)) as staging:
-            _, warning = save_together(staging, {"vocals.wav": vocals, "instrumental.wav": instrumental},
-                                       sample_rate, args.bit_depth)
+    warning = separate_file(args.song, out, engine)
     if not args.quiet:
         if warning:
             print(f"warning: {warning}", file=sys.stderr)
@@ -371,21 +331,9 @@ def cmd_separate(args: argparse.Namespace) -> int:
 
 
 def cmd_stems(args: argparse.Namespace) -> int:
-    from .pipeline import load_input, scratch_folder
-    from .session import stems_session, write_session_folder
-
     engine = _engine(args)
     out = Path(args.output) if args.output else _default_dir(args.song, "session")
-    check_output_dir(out, audio_bytes(args.song) * STEMS_BUFFERS)
-    title = Path(args.song).stem
-    with scratch_folder(out) as scratch:  # the song and stems stream through disk: flat memory
-        song, sample_rate = load_input(args.song, scratch, "song")
-        separated, _ = engine.separate_all(song, sample_rate, scratch)
-        pitch = None if args.no_midi else engine.track(separated["vocals"], sample_rate)[0]
-        manifest = write_session_folder(
-            out, stems_session(song, sample_rate, separated, pitch, title=f"{title} (singvc stems)", name=title,
-                               instrumental_path=scratch / "instrumental.npy"),
-            args.bit_depth, protect=(args.song,))
+    manifest = stems_file(args.song, out, engine, midi=not args.no_midi)
     if not args.quiet:
         if manifest["headroom_warning"]:
             print(f"warning: {manifest['headroom_warning']}", file=sys.stderr)
@@ -396,8 +344,6 @@ def cmd_stems(args: argparse.Namespace) -> int:
 
 
 def cmd_voice(args: argparse.Namespace) -> int:
-    from .voice import check_name, list_profiles, load_profile, profiles_dir
-
     if args.voice_command == "list":
         for name, path in sorted(list_profiles().items()):
             print(f"{name}\t{path}")
@@ -405,10 +351,6 @@ def cmd_voice(args: argparse.Namespace) -> int:
     if args.voice_command == "show":
         print(load_profile(args.voice).to_json(), end="")
         return 0
-    from .audio import load_audio
-    from .pipeline import check_reference
-    from .voice import analyse_voice
-
     name = check_name(args.name)
     out = Path(args.output) if args.output else profiles_dir() / f"{name}.json"
     if out.exists() and not args.force:
@@ -418,10 +360,11 @@ def cmd_voice(args: argparse.Namespace) -> int:
     engine = _engine(args)
     clips, tracks = [], []
     for path in args.clips:
-        audio, sample_rate = load_audio(path, name=f"reference {path}")
-        check_reference(audio, sample_rate, f"reference {path}")
-        clips.append((audio, sample_rate))
-        tracks.append(engine.track(audio, sample_rate, engine.settings.reference_pitch_model)[0])
+        ref = load_voice(path)
+        if ref.audio is None:
+            raise UserInputError(f"{path} is a voice profile; enroll from audio clips")
+        clips.append((ref.audio, ref.sample_rate))
+        tracks.append(engine.track(ref.audio, ref.sample_rate, engine.settings.reference_pitch_model)[0])
     profile = analyse_voice(clips, tracks, name, clip_names=[Path(c).name for c in args.clips])
     profile.save(out)
     if not args.quiet:
@@ -434,10 +377,6 @@ def cmd_voice(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from .audio import fit_length, load_audio, resample
-    from .evaluate import evaluate, load_encoder
 
     encoder = load_encoder()  # fails first, with the install hint, when resemblyzer is missing
     engine = _engine(args)
@@ -465,10 +404,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_pitch(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from .audio import load_audio
-
     out = Path(args.output) if args.output else Path(f"{Path(args.audio).stem}.pitch.npz")
     # output problems are found before the pitch tracking
     check_output_file(out, "pitch track")
@@ -479,12 +414,7 @@ def cmd_pitch(args: argparse.Namespace) -> int:
     track, _ = engine.track(audio, sample_rate)
     track.save(out)
     if args.csv:
-        csv_path = Path(args.csv)
-        tmp = csv_path.with_name(f".{csv_path.name}.part")
-        rows = np.column_stack([track.times, track.f0, track.periodicity, track.voiced.astype(int)])
-        np.savetxt(tmp, rows, delimiter=",", header="time_s,f0_hz,periodicity,voiced", comments="",
-                   fmt=["%.4f", "%.3f", "%.4f", "%d"])
-        os.replace(tmp, csv_path)
+        track.save_csv(args.csv)
     if not args.quiet:
         voiced = track.voiced_f0
         summary = f"median {np.median(voiced):.1f} Hz" if len(voiced) else "no voiced frames"
@@ -493,33 +423,22 @@ def cmd_pitch(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from .audio import load_audio
-    from .pitch import PitchTrack
-    from .plan import parse_range, plan_transposition
-    from .voice import is_profile_ref, load_profile
-
     engine = _engine(args)
+    s = engine.settings
     if args.source.endswith(".npz"):
         track = PitchTrack.load(args.source)
     else:
         audio, sample_rate = load_audio(args.source)
         track, _ = engine.track(audio, sample_rate)
-    target = None
-    if args.target_range:
-        target = parse_range(args.target_range)
-    elif args.voice and args.transpose is None and is_profile_ref(args.voice):
-        target = load_profile(args.voice).to_register()
-    elif args.voice and args.transpose is None:
-        ref, ref_rate = load_audio(args.voice, name=f"reference {args.voice}")
-        target = engine.target_register(ref, ref_rate)
-    plan = plan_transposition(track, target, mode="free" if args.no_key_lock else "key-lock", transpose=args.transpose)
+    ref = load_voice(args.voice) if args.voice else None
+    target = engine.resolve_target(ref and ref.profile, ref and ref.audio, ref and ref.sample_rate, s.target_range,
+                                   s.transpose, use_voice=False)
+    plan = plan_transposition(track, target.register, mode=s.plan_mode, transpose=s.transpose)
     print(json_dumps(plan.describe()))
     return 0
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
-    from .cache import KINDS, Cache
-
     max_bytes = None if args.max_gb is None else int(args.max_gb * 1e9)
     cache = Cache(args.cache_dir, max_bytes=max_bytes)
     if args.action == "clear":
@@ -542,17 +461,11 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Versions and load test of the torch stack, then what a first run will need; exit 3 when broken."""
-    from .doctor import check_stack, describe
-
     report = check_stack()
     for line in describe(report):
         print(line)
     if not report.loads:
         return 3
-    from .cache import Cache
-    from .pitch import PITCH_MODELS, crepe_weights
-    from .separate import cached_weights
-
     for name in PITCH_MODELS:
         path = crepe_weights(name)
         print(f"crepe {name} weights: {'ok, ' + str(path) if path.is_file() else 'MISSING: ' + str(path)}")
@@ -569,15 +482,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .cache import Cache
-    from .doctor import require_stack
-    from .recipe import build_engine, list_songs, load_recipe, run_batch, run_recipe
-
     require_stack()
     recipe = load_recipe(args.recipe, args.overrides)
     songs = list_songs(args.songs) if args.songs else None
     cache = Cache(args.cache_dir, enabled=not args.no_cache)
-    engine = build_engine(recipe, cache, progress=not args.quiet and songs is None, device=args.device)
+    engine = build_engine(recipe, cache, progress=not args.quiet and songs is None, device=getattr(args, "device", None))
     separates = engine.settings.separation and not (songs is None and recipe.get("input.vocals"))
     _check_cache(cache, (songs[0] if songs else recipe.path_of("input.song")) if separates else None)
     out = Path(args.output) if args.output else None
@@ -616,28 +525,6 @@ COMMANDS = {"cover": cmd_cover, "separate": cmd_separate, "stems": cmd_stems, "p
             "run": cmd_run, "cache": cmd_cache, "doctor": cmd_doctor}
 
 
-def _apply_preset(parser: argparse.ArgumentParser, args: argparse.Namespace,
-                  argv: list[str] | None) -> argparse.Namespace:
-    """Re-parse with the preset's settings as defaults, so explicit flags still win."""
-    from .config import load_preset
-
-    values = load_preset(args.preset)
-    dests = {"plan_mode": ("no_key_lock", lambda v: v == "free"),
-             "separation": ("no_separation", lambda v: not v)}
-    defaults, extra = {}, {}
-    for key, value in values.items():
-        dest, convert = dests.get(key, (key, lambda v: v))
-        if hasattr(args, dest):
-            defaults[dest] = convert(value)
-        else:
-            extra[key] = value
-    sub = parser._subparsers._group_actions[0].choices[args.command]  # type: ignore[union-attr]
-    sub.set_defaults(**defaults)
-    args = parser.parse_args(argv)
-    args.preset_extra = extra
-    return args
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (tests call this directly)."""
     parser = get_parser()
@@ -652,7 +539,7 @@ def main(argv: list[str] | None = None) -> int:
         warnings.filterwarnings("always", category=SingvcWarning)
         warnings.showwarning = _show_warning
         with _sigterm_raises():
-            return _run(parser, args, argv, debug)
+            return _run(args, debug)
 
 
 def _raise_terminated(signum, frame) -> None:
@@ -691,13 +578,9 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(f"{prefix}: {text}", file=sys.stderr)
 
 
-def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str] | None, debug: bool) -> int:
+def _run(args: argparse.Namespace, debug: bool) -> int:
     try:
-        if getattr(args, "preset", None):
-            args = _apply_preset(parser, args, argv)
         return COMMANDS[args.command](args)
-    except _UsageError as exc:  # a preset's value re-parsed as a flag default
-        return _usage(exc)
     except SingvcError as exc:
         if debug:
             raise

@@ -15,6 +15,7 @@ import sys
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
+from . import __version__
 from .errors import InstallError
 
 #: (torch, torchaudio) release pairs the test suite and the README's main job have passed on
@@ -116,8 +117,6 @@ def require_stack() -> None:
 
 def describe(report: StackReport) -> list[str]:
     """The lines ``singvc --version`` and ``singvc doctor`` print."""
-    from . import __version__
-
     lines = [f"singvc {__version__} (Python {platform.python_version()}, {sys.platform} {platform.machine()})"]
     for name, v in report.versions.items():
         lines.append(f"  {name:<12} {v or 'not installed'}")

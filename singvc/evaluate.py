@@ -34,6 +34,7 @@ import numpy as np
 
 from .audio import as_audio, resample, to_mono
 from .errors import UserInputError
+from .loudness import integrated_loudness
 from .pitch import PitchTrack
 
 ENCODER_RATE = 16_000
@@ -202,8 +203,6 @@ def evaluate(
         heldout: a clip of the target not given to the converter (optional but recommended).
         windows: compute the 5 s drift figure.
     """
-    from .loudness import integrated_loudness
-
     source, output = as_audio(source, "source"), as_audio(output, "output")
     if source.shape[-1] != output.shape[-1]:
         raise UserInputError(f"source and output differ in length ({source.shape[-1]} vs {output.shape[-1]} samples)")

@@ -2,17 +2,17 @@
 
 A feature is a list of :class:`Section` s, each a stretch of the song (given by time, ``1:05-1:40``,
 or by detected phrases, ``2-3``) sung by one voice with its own shift, or left as the original
-singer (outside every section the original is kept). Each converted section is produced by the
-ordinary cover pipeline (:meth:`singvc.pipeline.Singvc.cover` on the section's vocal, with the
-section's voice profile and the shift planned for that voice on the *whole* vocal, so a voice keeps
-one shift across its sections). Boundaries move into a pause of the vocal when one is within
+singer (outside every section the original is kept). Each converted section goes through the
+cover's own steps (:mod:`singvc.cover`: the section's vocal is pitch-tracked, converted by the
+engine's converter toward the section's voice with the shift planned for that voice on the *whole*
+vocal, so a voice keeps one shift across its sections, and given the section's loudness). Boundaries move into a pause of the vocal when one is within
 ``snap_seconds``; every boundary gets a short raised-cosine cross-fade (inaudible in a pause, no
 click mid-note). A section with ``layer = "duet"`` (or ``"double"``) plays the converted voice
 together with the original, each with its own level (dB) and pan (-1 left .. 1 right).
 
 Pure functions over arrays (:func:`parse_time_range`, :func:`detect_phrases`, :func:`find_pauses`,
 :func:`snap_boundary`, :func:`section_weight`, :func:`pan_gains`) and :func:`render_feature`, which
-takes a :class:`~singvc.pipeline.Singvc` to reuse its models and cache.
+takes an :class:`~singvc.engine.Engine` to reuse its models, converters and cache.
 """
 from __future__ import annotations
 
@@ -25,16 +25,20 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .audio import blocks, new_like, output_peak_limit, peak_dbfs
+from .audio import blocks, new_like
+from .cover import CoverResult, convert_vocal, key_warning, mix_with, plan_shift, report_number, run_report
+from .engine import Engine
 from .errors import UserInputError
-from .loudness import integrated_loudness, remix, true_peak_dbtp
+from .loudness import integrated_loudness, match_loudness
 from .pitch import PitchTrack
-from .plan import RangePlan, parse_range, plan_transposition
+from .plan import RangePlan, plan_transposition
+from .run import Timer, buffer_path
+from .settings import SCHEMA, choices, pick
 from .voice import VoiceProfile
 
 #: voice name of a section left as the original singer
 ORIGINAL = "original"
-LAYERS = ("replace", "duet", "double")
+LAYERS = choices("layer")
 
 _TIME = re.compile(r"^\s*(?:(\d+):)?(?:(\d+):)?(\d+(?:\.\d*)?)\s*$")
 
@@ -181,11 +185,11 @@ class Section:
     phrases: str | None = None
     transpose: float | None = None
     strength: float | None = None
-    layer: str = "replace"
-    level_db: float = 0.0
-    pan: float = 0.0
-    original_level_db: float = 0.0
-    original_pan: float = 0.0
+    layer: str = SCHEMA["layer"].default
+    level_db: float = SCHEMA["level_db"].default
+    pan: float = SCHEMA["pan"].default
+    original_level_db: float = SCHEMA["original_level_db"].default
+    original_pan: float = SCHEMA["original_pan"].default
     #: filled in by :func:`render_feature`: seconds as asked and as placed
     start: float | None = None
     end: float | None = None
@@ -206,10 +210,10 @@ class VoiceSpec:
 
 @dataclass
 class FeatureOptions:
-    crossfade_ms: float = 30.0
-    snap_seconds: float = 0.4
-    min_pause: float = 0.12
-    phrase_pause: float = 0.25
+    crossfade_ms: float = SCHEMA["crossfade_ms"].default
+    snap_seconds: float = SCHEMA["snap_seconds"].default
+    min_pause: float = SCHEMA["min_pause"].default
+    phrase_pause: float = SCHEMA["phrase_pause"].default
 
 
 def resolve_sections(sections: list[Section], track: PitchTrack, seconds: float,
@@ -250,14 +254,8 @@ def resolve_sections(sections: list[Section], track: PitchTrack, seconds: float,
     return out, phrases
 
 
-def plan_voice(track: PitchTrack, spec: VoiceSpec, plan_mode: str, transpose: float | None) -> RangePlan:
-    """The shift of one voice, planned on the whole vocal (so it is the same in all its sections)."""
-    target = parse_range(spec.target_range) if spec.target_range else spec.profile.to_register()
-    return plan_transposition(track, target, mode=spec.plan_mode or plan_mode, transpose=transpose)
-
-
 def render_feature(
-    engine,
+    engine: Engine,
     song: np.ndarray | None,
     sample_rate: int,
     sections: list[Section],
@@ -268,23 +266,21 @@ def render_feature(
     keep_stems: bool = False,
     scratch: Path | None = None,
 ):
-    """Render a vocal feature; returns a :class:`~singvc.pipeline.CoverResult` whose
+    """Render a vocal feature; returns a :class:`~singvc.cover.CoverResult` whose
     ``vocals_converted`` is the assembled lead (every section in its voice) and whose report lists
     the sections as asked and as placed.
 
     Args:
-        engine: a :class:`~singvc.pipeline.Singvc` (models, cache, base settings).
+        engine: an :class:`~singvc.engine.Engine` (models, converters, cache, base settings).
         song: the full mix ``[channels, samples]`` (or ``vocals`` + ``instrumental`` stems), arrays
             or :class:`~singvc.audio.DiskAudio`.
         sections: the sections; voice names refer to ``voices`` or are ``"original"``.
         scratch: a working folder: every full-length buffer is then a DiskAudio file there and
             the song is assembled block by block (bounded memory), with the same result.
     """
-    from .pipeline import CoverResult, _buffer_path, _num, _Timer, mix_cap_warning, run_report
-
     options = options or FeatureOptions()
     s = engine.settings
-    timer = _Timer()
+    timer = Timer()
     for i, sec in enumerate(sections, 1):
         if sec.voice != ORIGINAL and sec.voice not in voices:
             raise UserInputError(f"section {i}: unknown voice {sec.voice!r} (known: {', '.join(sorted(voices)) or 'none'}, "
@@ -301,7 +297,7 @@ def render_feature(
     plans: dict[tuple[str, float | None], RangePlan] = {}
     fade = max(2, int(round(options.crossfade_ms / 1000 * sample_rate)))
     margin = fade + int(0.05 * sample_rate)
-    assembled = new_like(vocals, _buffer_path(scratch, "vocals_converted"))
+    assembled = new_like(vocals, buffer_path(scratch, "vocals_converted"))
     spans: list[tuple[int, int, int, int]] = []  # (lo, hi, a, b) of every converted section
     warnings: list[str] = []
     described = []
@@ -314,19 +310,21 @@ def render_feature(
             described.append({**info, "semitones": 0.0})
             continue
         spec = voices[sec.voice]
-        transpose = sec.transpose if sec.transpose is not None else spec.transpose
+        transpose = pick(sec.transpose, spec.transpose)
         key = (sec.voice, transpose)
         if key not in plans:
+            target = engine.resolve_target(spec.profile, target_range=spec.target_range, transpose=transpose,
+                                           timer=timer)
+            warnings += [f"voice {sec.voice}: {w}" for w in target.warnings]
             with timer.stage("plan"):
-                plans[key] = plan_voice(track, spec, s.plan_mode, transpose)
+                plans[key] = plan_shift(track, target.register, s, [], transpose=transpose, plan_mode=spec.plan_mode)
         plan = plans[key]
         lo, hi = max(a - margin, 0), min(b + margin, n)
         if hi - lo < int(0.6 * sample_rate):  # the pipeline needs 0.5 s at least
             grow = int(0.6 * sample_rate) - (hi - lo)
             lo, hi = max(lo - grow, 0), min(hi + grow, n)
-        strength = next(x for x in (sec.strength, spec.strength, s.strength) if x is not None)
-        sub = engine.with_settings(transpose=plan.semitones, target_range=None, strength=float(strength),
-                                   separation=False)
+        strength = float(pick(sec.strength, spec.strength, s.strength))
+        sub = engine.with_settings(strength=strength)  # converters are shared: built once per strength
         sub_scratch = None if scratch is None else Path(scratch) / f"section{number}"
         with timer.stage("convert"):
             if sub_scratch is None:
@@ -336,10 +334,13 @@ def render_feature(
                 section_vocals = new_like(vocals, sub_scratch / "input.npy", shape=(vocals.shape[0], hi - lo))
                 for p, q in blocks(hi - lo):
                     section_vocals[:, p:q] = vocals[:, lo + p:lo + q]
-            part = sub.cover(None, sample_rate, vocals=section_vocals, voice=spec.profile, scratch=sub_scratch)
-        converted = part.vocals_converted
-        warnings += [f"section {sec.voice} {info['asked']}: {w}" for w in part.report["warnings"]
-                     if "out of the instrumental's key" in w or "voiced audio" in w]
+            section_track, _ = sub.track(section_vocals, sample_rate)
+            converted = convert_vocal(sub, section_vocals, sample_rate, section_track, plan.semitones, spec.profile,
+                                      sub_scratch)
+            match_loudness(converted, sample_rate, integrated_loudness(section_vocals, sample_rate), out=converted)
+        warning = key_warning(sub, plan)
+        if warning:
+            warnings.append(f"section {sec.voice} {info['asked']}: {warning}")
         for p, q in blocks(hi - lo):
             layered = converted[:, p:q]
             if sec.layer != "replace":
@@ -349,9 +350,9 @@ def render_feature(
             assembled[:, lo + p:lo + q] = assembled[:, lo + p:lo + q] + w * layered
         spans.append((lo, hi, a, b))
         if sub_scratch is not None:
-            del part, converted, section_vocals
+            del converted, section_vocals
             shutil.rmtree(sub_scratch, ignore_errors=True)
-        described.append({**info, "semitones": plan.semitones, "strength": float(strength),
+        described.append({**info, "semitones": plan.semitones, "strength": strength,
                           **({"level_db": sec.level_db, "pan": sec.pan, "original_level_db": sec.original_level_db,
                               "original_pan": sec.original_pan} if sec.layer != "replace" else {})})
     if any(sec.pan or sec.original_pan for sec in placed) and vocals.shape[0] != 2:
@@ -364,13 +365,7 @@ def render_feature(
         assembled[:, p:q] = assembled[:, p:q] + (1.0 - np.clip(covered, 0.0, 1.0)) * vocals[:, p:q]
 
     with timer.stage("loudness_remix"):
-        mix, mix_info = remix(assembled, instrumental, sample_rate, s.ceiling_dbtp,
-                              input_true_peak_dbtp=true_peak_dbtp(song, sample_rate),
-                              out=new_like(vocals, _buffer_path(scratch, "mix")),
-                              max_ceiling_dbtp=output_peak_limit(s.bit_depth),
-                              input_peak_dbfs=peak_dbfs(song))
-        if mix_info.capped:
-            warnings.append(mix_cap_warning(mix_info, s.bit_depth))
+        mix, mix_info = mix_with(s, assembled, instrumental, song, sample_rate, scratch, warnings)
     main_plan = next(iter(plans.values()), None) or plan_transposition(track, None, transpose=0.0)
     report = {
         "singvc": __version__,
@@ -385,11 +380,11 @@ def render_feature(
                    for name, spec in voices.items()},
         "shift_semitones": main_plan.semitones,
         "plan": main_plan.describe(),
-        "loudness": {"vocals_original_lufs": _num(integrated_loudness(vocals, sample_rate)),
-                     "vocals_converted_lufs": _num(integrated_loudness(assembled, sample_rate)),
+        "loudness": {"vocals_original_lufs": report_number(integrated_loudness(vocals, sample_rate)),
+                     "vocals_converted_lufs": report_number(integrated_loudness(assembled, sample_rate)),
                      "mix": mix_info.to_dict()},
         **run_report(s, track, timer, warnings),
     }
     return CoverResult(mix=mix, vocals_converted=assembled, vocals_original=vocals, instrumental=instrumental,
                        sample_rate=sample_rate, plan=main_plan, pitch=track, report=report, song=song,
-                       separated=separated)
+                       separated=separated, vocal_shift=main_plan.semitones if engine.converter().moves_pitch else 0.0)

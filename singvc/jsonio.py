@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import math
 import os
-from pathlib import Path
 
 import numpy as np
+
+from .run import write_text
 
 
 def json_safe(value):
@@ -43,8 +44,4 @@ def dumps(data, indent: int | None = 2) -> str:
 def write_json(path: str | os.PathLike, data) -> None:
     """Write ``data`` as strict JSON (see :func:`dumps`) atomically: a temp file beside ``path``,
     then a rename."""
-    path = Path(path)
-    text = dumps(data) + "\n"
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_text(path, dumps(data) + "\n")

@@ -16,7 +16,6 @@ import math
 import os
 
 import numpy as np
-import scipy.signal
 
 from .audio import DiskAudio, copy_into, new_like, resample_into
 
@@ -68,6 +67,8 @@ def time_stretch_into(audio: "np.ndarray | DiskAudio", rate: float, out: "np.nda
     length = out.shape[-1]
     n_frames = 1 + n // HOP  # librosa's centred STFT
     n_out = math.ceil(n_frames / rate)  # len(np.arange(0, n_frames, rate))
+    import scipy.signal  # heavy: imported when a key change runs
+
     window = scipy.signal.get_window("hann", N_FFT, fftbins=True)
     window_sq = window ** 2
     advance = HOP * np.linspace(0.0, np.pi, N_FFT // 2 + 1)  # expected phase advance per hop (rad)

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .audio import DiskAudio, as_audio, blocks
+from .errors import InvalidAudioError
 
 #: integrated loudness below this is treated as silence (no gain is applied)
 SILENCE_LUFS = -70.0
@@ -207,8 +208,6 @@ def remix(
     """
     vocals, instrumental = as_audio(vocals, "vocals"), as_audio(instrumental, "instrumental")
     if vocals.shape != instrumental.shape:
-        from .errors import InvalidAudioError
-
         raise InvalidAudioError(f"vocals {vocals.shape} and instrumental {instrumental.shape} differ in shape")
     mix = out if out is not None else np.empty(vocals.shape, dtype=np.float32)
     for a, b in blocks(vocals.shape[-1]):

@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import NonFiniteResultError, OutputError, UserInputError
+from .errors import NonFiniteResultError, UserInputError
+from .run import atomic_write
 from .pitch import PitchTrack, frame_loudness_db
 
 PPQ = 480
@@ -314,16 +315,9 @@ def melody_to_midi(
 
 def save_midi(path: str | os.PathLike, midi_file) -> Path:
     """Write a ``mido.MidiFile`` atomically (temp file beside the target, then rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.part")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path) as tmp:
         midi_file.save(str(tmp))
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    return path
+    return Path(path)
 
 
 def midi_pitch_at(midi_file, times: np.ndarray) -> np.ndarray:

@@ -14,15 +14,18 @@ import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-import torch
 
 from .audio import as_audio, blocks, mono_resampled, to_mono
-from .cache import check_file, write_checksum
+from .cache import check_file, default_cache_dir, write_checksum
 from .doctor import require_stack
-from .errors import ModelNotFoundError, NonFiniteResultError, OutputError, SingvcWarning, UserInputError
+from .run import atomic_write
+
+if TYPE_CHECKING:  # torch is imported where crepe runs (importing singvc stays fast)
+    import torch
+from .errors import ModelNotFoundError, NonFiniteResultError, SingvcWarning, UserInputError
 
 CREPE_SAMPLE_RATE = 16_000
 CREPE_WINDOW = 1024
@@ -88,17 +91,20 @@ class PitchTrack:
         values raises :class:`~singvc.errors.NonFiniteResultError` and nothing is written."""
         path = Path(path)
         self.check_finite(f"pitch track for {path.name}")
-        tmp = path.with_name(f".{path.name}.part.npz")
-        try:
+        with atomic_write(path, suffix=".npz") as tmp:
             np.savez(
                 tmp, times=self.times, f0=self.f0, periodicity=self.periodicity, voiced=self.voiced,
                 hop=np.float64(self.hop), model=np.str_(self.model),
             )
-            os.replace(tmp, path)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
         return path
+
+    def save_csv(self, path: str | os.PathLike) -> Path:
+        """Save as CSV (``time_s,f0_hz,periodicity,voiced``), atomically."""
+        rows = np.column_stack([self.times, self.f0, self.periodicity, self.voiced.astype(int)])
+        with atomic_write(path) as tmp:
+            np.savetxt(tmp, rows, delimiter=",", header="time_s,f0_hz,periodicity,voiced", comments="",
+                       fmt=["%.4f", "%.3f", "%.4f", "%d"])
+        return Path(path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "PitchTrack":
@@ -134,6 +140,8 @@ def load_pitch_model(
             the CPU when onnxruntime is installed, else torch.
         cache_dir: where the exported ONNX file is kept (default: singvc's cache folder).
     """
+    import torch  # heavy: imported when crepe runs, not when singvc is imported
+
     if name not in PITCH_MODELS:
         raise ModelNotFoundError(f"unknown pitch model {name!r}; choose one of {', '.join(PITCH_MODELS)}")
     if backend not in PITCH_BACKENDS:
@@ -191,12 +199,12 @@ class OnnxCrepe:
 
     def __init__(self, model: torch.nn.Module, cache_dir: str | os.PathLike | None = None,
                  threads: int | None = None) -> None:
+        import torch  # heavy: imported when crepe runs, not when singvc is imported
+
         try:
             import onnxruntime
         except ImportError as exc:
             raise ModelNotFoundError("the onnx pitch backend needs onnx and onnxruntime (pip install onnxruntime onnx)") from exc
-        from .cache import default_cache_dir
-
         import torchcrepe
 
         self.capacity = getattr(model, "capacity", "unknown")
@@ -229,13 +237,11 @@ class OnnxCrepe:
 
     @staticmethod
     def _export(model: torch.nn.Module, path: Path) -> None:
-        import tempfile
+        import torch  # heavy: imported when crepe runs, not when singvc is imported
+
         import warnings
 
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".crepe.", suffix=".onnx", dir=path.parent)
-        os.close(fd)
-        try:
+        with atomic_write(path, suffix=".onnx") as tmp:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 torch.onnx.export(model.cpu(), (torch.zeros(8, CREPE_WINDOW),), tmp, input_names=["frames"],
@@ -244,11 +250,10 @@ class OnnxCrepe:
             # the checksum first, then the model: a run killed between the two leaves a pair that
             # does not match, exported again by the next run
             write_checksum(tmp, onnx_checksum_path(path))
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
 
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
+        import torch  # heavy: imported when crepe runs, not when singvc is imported
+
         x = frames.detach().cpu().numpy().astype(np.float32, copy=False)
         return torch.from_numpy(self.session.run(None, {"frames": x})[0])
 
@@ -268,6 +273,8 @@ def crepe_activations(
     Frame ``i`` is centred on 16 kHz sample ``i * hop``. With ``frames`` (boolean ``[frames]``)
     only those frames go through the network; the others get all-zero activations.
     """
+    import torch  # heavy: imported when crepe runs, not when singvc is imported
+
     audio = as_audio(audio)
     audio16 = mono_resampled(audio, sample_rate, CREPE_SAMPLE_RATE)
     hop = max(1, int(round(hop_seconds * CREPE_SAMPLE_RATE)))

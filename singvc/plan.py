@@ -17,12 +17,12 @@ import numpy as np
 
 from .errors import PlanError
 from .pitch import PitchTrack
-from .settings import RANGES
+from .settings import SCHEMA, set_parser
 
-MODES = ("key-lock", "free")
+MODES = SCHEMA["plan_mode"].choices
 #: largest shift in semitones (either direction): a manual transpose, the converters and the CLI all
 #: use this one range (kept in the settings table, :data:`singvc.settings.RANGES`)
-MAX_SEMITONES = float(RANGES["transpose"][1])
+MAX_SEMITONES = float(SCHEMA["transpose"].range[1])
 _NOTE = r"[A-Ga-g][#b♯♭]?-?\d+"
 
 
@@ -102,6 +102,9 @@ def parse_range(text: str) -> Register:
         raise PlanError(f"range {text!r} is outside C0-C9")
     mid = (low + high) / 2
     return Register(median=mid, p10=low, p90=high, low=low, high=high, source="given")
+
+
+set_parser("target_range", parse_range)  # the settings schema reads registers with it
 
 
 @dataclass

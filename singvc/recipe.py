@@ -38,15 +38,14 @@ Format (every table optional; relative paths are relative to the recipe file's f
     stems = true                        # vocals and instrumental WAVs besides mix.wav
     daw = false                         # also a DAW session folder (as --daw)
 
-Precedence: CoverSettings defaults < preset < ``[settings]`` < ``[voice]`` / ``[input]`` keys <
-``--set key=value``. Unknown keys, wrong types, values outside their choices (:data:`CHOICES`) or
-ranges (:data:`RANGES`; NaN and infinities included) and unreadable ranges, times or phrase numbers
+Precedence (:func:`singvc.settings.resolve`): defaults < preset < ``[settings]`` < ``[voice]`` /
+``[input]`` keys < ``--set key=value`` < ``--device``. Unknown keys, wrong types, values outside
+their choices or ranges (:data:`singvc.settings.SCHEMA`; NaN and infinities included) and unreadable ranges, times or phrase numbers
 raise :class:`~singvc.errors.UserInputError` naming the key and its line, before any audio work. The report (``report.json``) records the effective recipe, its hash
 and the hash of the input file; a batch uses both to skip songs already done.
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -56,9 +55,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from .config import key_line, preset_layer, toml_loads
+from .cover import Singvc
+from .engine import Engine, load_voice
 from .errors import SingvcError, UserInputError
+from .feature import FeatureOptions, Section, VoiceSpec, parse_phrase_range, parse_time_range, render_feature
+from .jobs import cover_file, estimate_run_bytes, load_song_or_stems, save_result
+from .run import Timer, scratch_folder
 from .runfolders import check_output_dir
-from .settings import CHOICES, RANGES, range_error  # noqa: F401 (recipes check against them)
+from .settings import COVER_FIELDS, SCHEMA, CoverSettings, Layer, problem, resolve
+from .voice import list_profiles
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".aif", ".aiff", ".opus")
 
@@ -72,23 +78,24 @@ class _Named:
     schema: dict
 
 
-VOICE_KEYS = {"ref": str, "transpose": float, "target_range": str, "plan_mode": str, "strength": float}
-SECTION_KEYS = {"time": str, "phrases": (str, int), "voice": str, "transpose": float, "strength": float,
-                "layer": str, "level_db": float, "pan": float, "original_level_db": float, "original_pan": float}
-FEATURE_KEYS = {"sections": [SECTION_KEYS], "crossfade_ms": float, "snap_seconds": float, "min_pause": float,
-                "phrase_pause": float}
+def _kinds(*names: str) -> dict:
+    return {name: SCHEMA[name].kind for name in names}
+
+
+VOICE_KEYS = {"ref": str, **_kinds("transpose", "target_range", "plan_mode", "strength")}
+SECTION_KEYS = {"time": str, "phrases": (str, int), "voice": str,
+                **_kinds("transpose", "strength", "layer", "level_db", "pan", "original_level_db", "original_pan")}
+FEATURE_KEYS = {"sections": [SECTION_KEYS], **_kinds("crossfade_ms", "snap_seconds", "min_pause", "phrase_pause")}
 INPUT_KEYS = {"song": str, "vocals": str, "instrumental": str, "separation": bool}
 OUTPUT_KEYS = {"dir": str, "stems": bool, "daw": bool}
 #: keys whose values are paths (relative to the recipe's folder, or to the working directory for --set)
 PATH_KEYS = ("input.song", "input.vocals", "input.instrumental", "output.dir", "settings.separator_repo")
+#: keys of [voice] and [input] that are settings of the run
+VOICE_SETTINGS = ("transpose", "target_range", "plan_mode", "strength")
 
 
 def _settings_schema() -> dict:
-    from .pipeline import CoverSettings
-
-    hints = {"separator_repo": str, "transpose": float, "target_range": str, "preset": str}
-    defaults = CoverSettings()
-    return {f.name: hints.get(f.name, type(getattr(defaults, f.name))) for f in dataclasses.fields(CoverSettings)}
+    return _kinds(*COVER_FIELDS)
 
 
 def schema() -> dict:
@@ -140,10 +147,9 @@ def _check(data: dict, spec: dict, prefix: str, fail) -> None:
         else:
             if not _type_ok(value, kind):
                 fail(path, f"{path!r} must be {_type_name(kind)} (got {value!r})")
-            if key in CHOICES and value not in CHOICES[key]:
-                fail(path, f"{path!r} must be one of {', '.join(CHOICES[key])} (got {value!r})")
-            if key in RANGES and range_error(key, value):
-                fail(path, f"{path!r} {range_error(key, value)}")
+            why = problem(key, value) if key in SCHEMA else None
+            if why:
+                fail(path, f"{path!r} {why}")
             if isinstance(value, str) and not value.strip() and _is_path_key(path):
                 fail(path, f"{path!r} must not be empty (give a path)")
 
@@ -152,69 +158,6 @@ def _is_path_key(dotted: str) -> bool:
     """True for keys holding a file or folder (``input.song``, ``output.dir``, ``voice.ref``, ...)."""
     plain = re.sub(r"\[\d+\]", "", dotted)
     return plain in PATH_KEYS or bool(re.fullmatch(r"voices\.[^.]+\.ref|voice\.ref", plain))
-
-
-# -- line numbers ------------------------------------------------------------------------------
-_KEY_PART = r'(?:"[^"]*"|\'[^\']*\'|[A-Za-z0-9_-]+)'
-_HEADER = re.compile(rf'^\s*(\[\[?)\s*({_KEY_PART}(?:\s*\.\s*{_KEY_PART})*)\s*\]\]?')
-_ASSIGN = re.compile(rf'^\s*({_KEY_PART}(?:\s*\.\s*{_KEY_PART})*)\s*=')
-
-
-def _split_key(text: str) -> list[str]:
-    return [a or b or c for a, b, c in re.findall(r'"([^"]*)"|\'([^\']*)\'|([A-Za-z0-9_-]+)', text)]
-
-
-def key_lines(text: str) -> dict[str, int]:
-    """Map every dotted key path of a TOML text to its 1-based line (tables too); elements of
-    arrays of tables are numbered from 1: ``feature.sections[2].voice``. Keys inside inline tables
-    are not listed (:func:`key_line` then answers with the enclosing key's line)."""
-    lines: dict[str, int] = {}
-    counts: dict[str, int] = {}
-    table = ""
-    in_multiline = None
-    for number, line in enumerate(text.splitlines(), 1):
-        if in_multiline:
-            if line.count(in_multiline) % 2 == 1:
-                in_multiline = None
-            continue
-        header = _HEADER.match(line)
-        if header:
-            parts = _split_key(header.group(2))
-            # the parent path may run through array elements: use the current element's index
-            prefix = ""
-            for part in parts[:-1]:
-                prefix = f"{prefix}{part}"
-                if prefix in counts:
-                    prefix = f"{prefix}[{counts[prefix]}]"
-                prefix += "."
-            name = prefix + parts[-1]
-            if header.group(1) == "[[":
-                counts[name] = counts.get(name, 0) + 1
-                lines.setdefault(name, number)
-                name = f"{name}[{counts[name]}]"
-            table = name
-            lines.setdefault(name, number)
-            continue
-        assign = _ASSIGN.match(line)
-        if assign:
-            path = ".".join(([table] if table else []) + _split_key(assign.group(1)))
-            lines.setdefault(path, number)
-            rest = line[assign.end():]
-            for quote in ('"""', "'''"):
-                if rest.count(quote) % 2 == 1:
-                    in_multiline = quote
-    return lines
-
-
-def key_line(text: str, path: str) -> int | None:
-    """The line of a dotted key path (see :func:`key_lines`), else of its nearest listed parent."""
-    lines = key_lines(text)
-    while path:
-        if path in lines:
-            return lines[path]
-        cut = max(path.rfind("."), path.rfind("["))
-        path = path[:cut] if cut > 0 else ""
-    return None
 
 
 # -- the recipe --------------------------------------------------------------------------------
@@ -259,8 +202,6 @@ class Recipe:
 
     def voice_ref(self, value: str) -> str:
         """A voice reference: a clip or ``.json`` relative to the recipe, else a profile name."""
-        from .voice import list_profiles
-
         p = Path(os.path.expanduser(value))
         if p.is_absolute():
             return str(p)
@@ -276,54 +217,53 @@ class Recipe:
         return {"file": str(self.path) if self.path else None, "kind": self.kind, "sha256": self.sha256,
                 "text_sha256": self.text_sha256, "overrides": list(self.overrides), "data": self.data}
 
-    def settings(self, device: str | None = None):
-        """The :class:`~singvc.pipeline.CoverSettings` of the recipe (defaults < preset < [settings] <
-        [voice] and [input] keys)."""
-        from .config import load_preset
-        from .pipeline import CoverSettings
-
-        fields: dict[str, Any] = {}
+    def settings(self, device: str | None = None) -> CoverSettings:
+        """The :class:`~singvc.settings.CoverSettings` of the recipe: defaults < preset < [settings]
+        < [voice] and [input] keys (``--set`` values are already in the recipe) < ``device``."""
+        text = self.path.read_text() if self.path and self.path.is_file() else None
+        where = _where(str(self.path or "recipe"), text, {o.split("=", 1)[0].strip(): o for o in self.overrides})
+        layers = []
         preset = self.get("preset")
         if preset:
             p = Path(preset)
-            fields.update(load_preset(self.base_dir / p if p.suffix == ".toml" and not p.is_absolute() else preset))
-        fields.update(self.get("settings", {}))
-        for key in ("transpose", "target_range", "plan_mode", "strength"):
-            if key in self.get("voice", {}):
-                fields[key] = self.data["voice"][key]
-        if "separation" in self.get("input", {}):
-            fields["separation"] = self.data["input"]["separation"]
-        if "separator_repo" in fields:
-            fields["separator_repo"] = str(self.path_of("settings.separator_repo") or fields["separator_repo"])
-        if preset:
-            fields["preset"] = str(preset)
+            layers.append(preset_layer(self.base_dir / p if p.suffix == ".toml" and not p.is_absolute() else preset))
+        own = dict(self.get("settings", {}))
+        if "separator_repo" in own:
+            own["separator_repo"] = str(self.path_of("settings.separator_repo") or own["separator_repo"])
+        layers.append(Layer(own, lambda key: where(f"settings.{key}")))
+        layers.append(Layer({k: v for k, v in self.get("voice", {}).items() if k in VOICE_SETTINGS},
+                            lambda key: where(f"voice.{key}")))
+        layers.append(Layer({k: v for k, v in self.get("input", {}).items() if k == "separation"},
+                            lambda key: where(f"input.{key}")))
+        extra = {"preset": str(preset)} if preset else {}
         if device is not None:
-            fields["device"] = device
-        if fields.get("device") == "auto":
-            import torch
+            extra["device"] = device
+        layers.append(Layer(extra, lambda key: f"--{key}"))
+        return resolve(*layers)
 
-            fields["device"] = "cuda" if torch.cuda.is_available() else "cpu"
-        for key in ("transpose", "strength", "pitch_hop", "ceiling_dbtp"):
-            if fields.get(key) is not None:
-                fields[key] = float(fields[key])
-        return CoverSettings(**fields)
+
+def _where(where: str, text: str | None, overrides: dict[str, str]):
+    """``dotted key -> "FILE:LINE"`` (or ``--set KEY=VALUE`` when an override set it)."""
+    def at(path: str) -> str:
+        if path in overrides or any(path.startswith(o + ".") or path.startswith(o + "[") for o in overrides):
+            return f"--set {overrides.get(path, path)}"
+        line = key_line(text, path) if text else None
+        return f"{where}:{line}" if line else where
+    return at
 
 
 def _fail_at(where: str, text: str | None, overrides: dict[str, str]):
+    at = _where(where, text, overrides)
+
     def fail(path: str, message: str):
-        if path in overrides or any(path.startswith(o + ".") or path.startswith(o + "[") for o in overrides):
-            raise UserInputError(f"--set {overrides.get(path, path)}: {message}")
-        line = key_line(text, path) if text else None
-        raise UserInputError(f"{where}:{line}: {message}" if line else f"{where}: {message}")
+        raise UserInputError(f"{at(path)}: {message}")
     return fail
 
 
 def _parse_value(text: str) -> Any:
-    from .config import tomllib
-
     try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+        return toml_loads(f"v = {text}", "--set")["v"]
+    except UserInputError:
         return text  # a bare word: a string
 
 
@@ -400,12 +340,7 @@ def _assign(data: dict, parts: list, value: Any) -> None:
 def parse_recipe(text: str, where: str = "recipe", base_dir: Path | None = None,
                  overrides: list[str] | None = None) -> Recipe:
     """Parse and validate recipe text; ``where`` names it in error messages (``where:LINE: ...``)."""
-    from .config import tomllib
-
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise UserInputError(f"{where}: not valid TOML ({exc})") from None
+    data = toml_loads(text, where)
     applied = apply_overrides(data, list(overrides or []))
     _check(data, schema(), "", _fail_at(where, text, applied))
     for i, sec in enumerate(data.get("feature", {}).get("sections", []), 1):
@@ -429,17 +364,6 @@ def parse_recipe(text: str, where: str = "recipe", base_dir: Path | None = None,
 def _check_texts(data: dict, fail) -> None:
     """Values written as text that hold numbers (ranges, section times, phrase numbers), read now
     rather than when the stage runs (after separation and pitch tracking)."""
-    from .feature import parse_phrase_range, parse_time_range
-    from .plan import parse_range
-
-    tables = {"voice": data.get("voice", {}), "settings": data.get("settings", {}),
-              **{f"voices.{k}": v for k, v in data.get("voices", {}).items()}}
-    for prefix, table in tables.items():
-        if table.get("target_range") is not None:
-            try:
-                parse_range(table["target_range"])
-            except UserInputError as exc:
-                fail(f"{prefix}.target_range", f"'{prefix}.target_range': {exc}")
     for i, sec in enumerate(data.get("feature", {}).get("sections", []), 1):
         for key, parse in (("time", parse_time_range), ("phrases", parse_phrase_range)):
             if key in sec:
@@ -464,10 +388,8 @@ def load_recipe(path: str | os.PathLike, overrides: list[str] | None = None) -> 
 
 
 # -- running -----------------------------------------------------------------------------------
-def build_engine(recipe: Recipe, cache=None, progress: bool = False, device: str | None = None):
-    """A :class:`~singvc.pipeline.Singvc` with the recipe's settings (models load on first use)."""
-    from .pipeline import Singvc
-
+def build_engine(recipe: Recipe, cache=None, progress: bool = False, device: str | None = None) -> Singvc:
+    """A :class:`~singvc.cover.Singvc` with the recipe's settings (models load on first use)."""
     return Singvc(recipe.settings(device), cache=cache, progress=progress)
 
 
@@ -482,13 +404,9 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def load_voices(recipe: Recipe, engine) -> dict:
+def load_voices(recipe: Recipe, engine: Engine) -> dict:
     """The recipe's voices as :class:`~singvc.feature.VoiceSpec` (``[voice]`` under the name
     ``"main"``, ``[voices.NAME]`` under their names), each measured or loaded once."""
-    from .audio import load_audio
-    from .feature import VoiceSpec
-    from .voice import is_profile_ref, load_profile
-
     tables = dict(recipe.get("voices", {}))
     if "voice" in recipe.data:
         tables = {"main": recipe.data["voice"], **tables}
@@ -498,12 +416,8 @@ def load_voices(recipe: Recipe, engine) -> dict:
             if name == "main":
                 continue  # [voice] with only a shift or range
             raise UserInputError(f"voice {name!r} needs a 'ref' (a clip or a voice profile)")
-        ref = recipe.voice_ref(table["ref"])
-        if is_profile_ref(ref):
-            profile = load_profile(ref)
-        else:
-            audio, rate = load_audio(ref, name=f"reference {ref}")
-            profile = engine.voice_profile(audio, rate, name=Path(ref).stem)
+        ref = load_voice(recipe.voice_ref(table["ref"]))
+        profile = ref.profile or engine.voice_profile(ref.audio, ref.sample_rate, name=ref.name)
         voices[name] = VoiceSpec(profile=profile, transpose=table.get("transpose"),
                                  target_range=table.get("target_range"), plan_mode=table.get("plan_mode"),
                                  strength=table.get("strength"))
@@ -514,9 +428,6 @@ def run_recipe(recipe: Recipe, engine=None, out_dir: str | os.PathLike | None = 
                song: str | os.PathLike | None = None, voices: dict | None = None) -> dict:
     """Execute one recipe (``song`` replaces ``input.song``); writes ``out_dir`` (default
     ``output.dir``) atomically and returns the report, which records the recipe and its hashes."""
-    from .feature import FeatureOptions, Section, render_feature
-    from .pipeline import _Timer, cover_file, estimate_run_bytes, load_song_or_stems, save_result, scratch_folder
-
     engine = engine or build_engine(recipe)
     out_dir = Path(out_dir) if out_dir is not None else recipe.output_dir()
     vocals_path = None if song is not None else recipe.path_of("input.vocals")
@@ -545,7 +456,7 @@ def run_recipe(recipe: Recipe, engine=None, out_dir: str | os.PathLike | None = 
     feature = recipe.data["feature"]
     sections = [Section(**{k: (str(v) if k == "phrases" else v) for k, v in sec.items()}) for sec in feature["sections"]]
     options = FeatureOptions(**{k: float(v) for k, v in feature.items() if k != "sections"})
-    timer = _Timer()
+    timer = Timer()
     # full-length buffers live in a working folder beside the output, as for a cover
     with scratch_folder(out_dir) as scratch:
         with timer.stage("load"):

@@ -40,10 +40,11 @@ from .audio import (
 from .errors import InvalidAudioError, OutputError
 from .jsonio import dumps as json_dumps
 from .loudness import integrated_loudness
+from .run import atomic_write, staged_output, write_text
 from .midi import PPQ, Melody, melody_from_track, melody_to_midi, save_midi
 
 if TYPE_CHECKING:
-    from .pipeline import CoverResult
+    from .cover import CoverResult
     from .pitch import PitchTrack
 
 MANIFEST = "session.json"
@@ -178,7 +179,7 @@ def write_session(folder: str | os.PathLike, session: Session, bit_depth: str = 
     dawproject = f"{name}.dawproject"
     _write_dawproject(folder / dawproject, folder, session, stems_info, midi_info, seconds)
     rpp = f"{name}.rpp"
-    _atomic_text(folder / rpp, reaper_project(session, stems_info, midi_info, seconds))
+    write_text(folder / rpp, reaper_project(session, stems_info, midi_info, seconds))
     manifest = {
         "format": FORMAT,
         "singvc": __version__,
@@ -199,7 +200,7 @@ def write_session(folder: str | os.PathLike, session: Session, bit_depth: str = 
         "reaper": rpp,
         **session.extra,
     }
-    _atomic_text(folder / MANIFEST, json_dumps(manifest) + "\n")
+    write_text(folder / MANIFEST, json_dumps(manifest) + "\n")
     return manifest
 
 
@@ -212,21 +213,9 @@ def write_session_folder(out_dir: str | os.PathLike, session: Session, bit_depth
     ``out_dir/previous-run-*/`` (see :func:`~singvc.pipeline.staged_output`; never the ``protect``
     paths, this run's inputs); nothing else in ``out_dir`` is touched.
     """
-    from .pipeline import staged_output
-
     with staged_output(out_dir, protect=protect) as staging:
         manifest = write_session(staging, session, bit_depth)
     return manifest
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.part")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 # -- DAWproject ----------------------------------------------------------------------------------------
@@ -333,17 +322,12 @@ def _thin_bends(melody: Melody, step_cents: float = 1.0) -> list[tuple[float, fl
 def _write_dawproject(path: Path, folder: Path, session: Session, stems_info: list[dict], midi_info: list[dict],
                       seconds: float) -> None:
     project_xml, metadata_xml = dawproject_xml(session, stems_info, midi_info, seconds)
-    tmp = path.with_name(f".{path.name}.part")
-    try:
+    with atomic_write(path) as tmp:
         with zipfile.ZipFile(tmp, "w") as z:
             z.writestr("project.xml", project_xml, compress_type=zipfile.ZIP_DEFLATED)
             z.writestr("metadata.xml", metadata_xml, compress_type=zipfile.ZIP_DEFLATED)
             for info in stems_info:  # PCM barely compresses: store it
                 z.write(folder / info["file"], f"audio/{info['file']}", compress_type=zipfile.ZIP_STORED)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 # -- REAPER ----------------------------------------------------------------------------------------------
@@ -449,7 +433,7 @@ def cover_session(
     stems.append(Stem("mix", "Mix (cover)", result.mix, muted=True, headroom=False))
     settings = result.report.get("settings", {})
     # the vocal actually moved by the plan's shift, unless the converter passed it through
-    shift = 0.0 if settings.get("converter") == "none" else float(result.plan.semitones)
+    shift = float(result.vocal_shift)
     melodies = []
     if midi:
         melodies = [

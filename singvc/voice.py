@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from .audio import as_audio, check_finite, to_mono
+from .config import presets_dir
+from .loudness import integrated_loudness
 from .errors import InvalidReferenceError, UserInputError
 from .pitch import PitchTrack
 from .plan import Register, measure_register, midi_to_note
@@ -43,9 +45,7 @@ MIN_VOICED_SECONDS = 3.0
 #: most frames analysed per profile (evenly subsampled beyond)
 MAX_FRAMES = 4000
 def _shipped_voices_dir() -> Path:
-    from .config import _presets_dir
-
-    return _presets_dir() / "voices"
+    return presets_dir() / "voices"
 
 
 PRESETS_DIR = _shipped_voices_dir()
@@ -311,8 +311,6 @@ def analyse_voice(
     Raises:
         InvalidReferenceError: no voiced frames, or clips and tracks differ in number.
     """
-    from .loudness import integrated_loudness
-
     if not clips or len(clips) != len(tracks):
         raise InvalidReferenceError(f"need one pitch track per clip (got {len(clips)} clips, {len(tracks)} tracks)")
     shapes, aps, f0s, band_limits, lufs_parts = [], [], [], [], []

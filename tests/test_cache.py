@@ -108,7 +108,7 @@ def test_no_cache_leaves_no_exported_model_behind(tmp_path, monkeypatch):
     """With the cache off, crepe's ONNX export goes to a throw-away folder, removed once loaded."""
     import tempfile
 
-    from singvc.pipeline import CoverSettings, Singvc
+    from singvc import CoverSettings, Singvc
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     engine = Singvc(CoverSettings(pitch_model="tiny", pitch_backend="onnx"), cache=Cache(enabled=False))

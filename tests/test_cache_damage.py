@@ -20,7 +20,7 @@ from conftest import SONG_RATE, synth_song
 from singvc.cache import MANIFEST, Cache, check_file, write_checksum
 from singvc.cli import main
 from singvc.errors import SingvcWarning
-from singvc.pipeline import CoverSettings, Singvc
+from singvc import CoverSettings, Singvc
 
 SETTINGS = dict(separator_model="tiny", pitch_model="tiny", pitch_backend="onnx", converter="pitch",
                 transpose=3.0)

@@ -168,7 +168,7 @@ def test_offline_without_weights_fails_fast_with_hint(files, tmp_path, monkeypat
 
 
 def test_reference_is_tracked_with_the_reference_model(files, tmp_path):
-    from singvc.pipeline import CoverSettings, Singvc
+    from singvc import CoverSettings, Singvc
     from singvc.cache import Cache
 
     engine = Singvc(CoverSettings(pitch_model="full", reference_pitch_model="tiny"),

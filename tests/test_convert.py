@@ -1,19 +1,18 @@
-"""Tests of singvc.convert on synthetic signals (no downloads; crepe ``tiny`` from the wheel once)."""
+"""Tests of singvc.converters on synthetic signals (no downloads; crepe ``tiny`` from the wheel once)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from singvc.convert import (
+from singvc.converters import (
     CONVERTERS,
     BypassConverter,
     Converter,
     PitchShiftConverter,
-    _segments,
-    crossfade_weight,
     get_converter,
     voiced_runs,
 )
+from singvc.converters.pitch_shift import _segments, crossfade_weight
 from singvc.errors import InvalidAudioError, UserInputError
 from singvc.pitch import PitchTrack
 
@@ -372,7 +371,7 @@ def test_coarse_aperiodicity_grid(vocal, shifted):
 
 
 def test_level_match_gain():
-    from singvc.convert import level_match_gain
+    from singvc.converters.pitch_shift import level_match_gain
 
     rng = np.random.default_rng(2)
     x = rng.standard_normal(8000)
@@ -385,7 +384,7 @@ def test_level_match_gain():
 def test_crossfade_weight_stretch_equals_the_whole(tmp_path):
     """Any stretch [start, stop) of the weight, computed alone, equals that stretch of the whole
     weight, which is the running mean of the voiced mask over ``fade`` samples."""
-    from singvc.convert import crossfade_weight
+    from singvc.converters.pitch_shift import crossfade_weight
 
     rng = np.random.default_rng(4)
     for _ in range(200):

@@ -15,6 +15,7 @@ import soundfile as sf
 from conftest import harmonic_tone, synth_song, vibrato_f0
 from singvc.audio import BLOCK, PCM_PEAK_DBFS, headroom_gain_db, save_audio
 from singvc.cli import main
+from singvc.converters import CONVERTERS, Converter
 from singvc.errors import ClippingError, NonFiniteResultError
 from singvc.jsonio import dumps, json_safe
 from singvc.loudness import remix, true_peak_dbtp
@@ -157,8 +158,10 @@ def test_separate_and_stems_turn_a_hot_song_down_together(tmp_path, tiny_separat
 
 
 # -- non-finite results ------------------------------------------------------------------------------
-class NaNConverter:
+class NaNConverter(Converter):
     """A converter whose output has NaN samples (a numerical failure)."""
+
+    name = "pitch"
 
     def convert(self, audio, sample_rate, track, semitones, progress=False, out=None, **kwargs):
         result = np.array(audio[:, :], dtype=np.float32)
@@ -167,9 +170,7 @@ class NaNConverter:
 
 
 def test_converter_nan_is_an_error_and_leaves_nothing(tmp_path, hot_wav, monkeypatch, capsys):
-    import singvc.pipeline
-
-    monkeypatch.setattr(singvc.pipeline, "get_converter", lambda name, **kw: NaNConverter())
+    monkeypatch.setitem(CONVERTERS, "pitch", NaNConverter)
     out = tmp_path / "out"
     rc = main(["cover", str(hot_wav), "-o", str(out), "--converter", "pitch", *run_args("--transpose", "0")])
     err = capsys.readouterr().err.strip().splitlines()
@@ -255,14 +256,14 @@ def test_write_json_turns_non_finite_numbers_into_null(tmp_path):
 
 
 def test_non_finite_pitch_track_is_neither_cached_nor_used(tmp_path, monkeypatch):
-    import singvc.pipeline
+    import singvc.engine
     from singvc.cache import Cache
-    from singvc.pipeline import Singvc
+    from singvc import Singvc
 
     n = 40
     bad = PitchTrack(times=np.arange(n) * 0.01, f0=np.full(n, np.nan), periodicity=np.zeros(n),
                      voiced=np.zeros(n, bool), hop=0.01, model="tiny")
-    monkeypatch.setattr(singvc.pipeline, "track_pitch", lambda *a, **k: bad)
+    monkeypatch.setattr(singvc.engine, "track_pitch", lambda *a, **k: bad)
     engine = Singvc(cache=Cache(tmp_path / "cache"), pitch_model=object())
     with pytest.raises(NonFiniteResultError, match="40 in f0"):
         engine.track(hot_vocal(0.5, 0.5), RATE)

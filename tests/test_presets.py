@@ -31,7 +31,7 @@ def test_preset_sets_defaults_and_flags_win(tmp_path, capsys, monkeypatch):
         seen["preset"] = self.settings.preset
         raise UserInputError("stop here")
 
-    from singvc.pipeline import Singvc
+    from singvc import Singvc
 
     monkeypatch.setattr(Singvc, "track", fake_track)
     import numpy as np
@@ -53,8 +53,8 @@ def test_preset_values_outside_their_choices_fail_at_load(tmp_path):
 
     bad = tmp_path / "bad.toml"
     bad.write_text('[settings]\nrender = "psola"\n')
-    with pytest.raises(UserInputError, match="'render' must be one of world, waveform"):
+    with pytest.raises(UserInputError, match="bad.toml:2: render must be one of world, waveform"):
         load_preset(bad)
     bad.write_text('[settings]\npitch_model = "huge"\n')
-    with pytest.raises(UserInputError, match="'pitch_model' must be one of full, tiny"):
+    with pytest.raises(UserInputError, match="bad.toml:2: pitch_model must be one of full, tiny"):
         load_preset(bad)

@@ -12,7 +12,8 @@ import soundfile as sf
 from singvc.audio import load_audio
 from singvc.cli import main
 from singvc.errors import UserInputError
-from singvc.recipe import apply_overrides, key_line, key_lines, load_recipe, parse_recipe
+from singvc.config import key_line, key_lines
+from singvc.recipe import apply_overrides, load_recipe, parse_recipe
 
 from conftest import harmonic_tone, synth_song, vibrato_f0, write_voice_clip
 

@@ -217,14 +217,14 @@ def test_outputs_are_put_in_place_before_a_signal_takes_effect():
 @pytest.fixture
 def no_work(monkeypatch):
     """Any audio work fails the test loudly (an internal error, exit 70, not 4)."""
-    from singvc import pipeline, separate
+    from singvc import engine, jobs, separate
 
     def fail(*args, **kwargs):
         raise AssertionError("the work started before the output was checked")
 
-    monkeypatch.setattr(pipeline, "load_song_or_stems", fail)
-    monkeypatch.setattr(pipeline, "load_input", fail)
-    monkeypatch.setattr(pipeline.Singvc, "track", fail)
+    monkeypatch.setattr(jobs, "load_song_or_stems", fail)
+    monkeypatch.setattr(jobs, "load_input", fail)
+    monkeypatch.setattr(engine.Engine, "track", fail)
     monkeypatch.setattr(separate.Separator, "separate", fail)
     monkeypatch.setattr("singvc.audio.load_audio", fail)
 

@@ -10,7 +10,7 @@ from conftest import SONG_RATE, synth_song, write_voice_clip
 from singvc.audio import DiskAudio, load_audio
 from singvc.cache import Cache
 from singvc.errors import InvalidAudioError
-from singvc.pipeline import CoverSettings, Singvc, cover_file
+from singvc import CoverSettings, Singvc, cover_file
 from singvc.separate import build_tiny_model
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from singvc.convert import PitchShiftConverter, get_converter
+from singvc.converters import PitchShiftConverter, get_converter
 from singvc.errors import UserInputError
 from singvc.pitch import PitchTrack
-from singvc.timbre import DSPConverter, estimate_warp, estimate_warp_frames
+from singvc.converters.dsp import DSPConverter, estimate_warp, estimate_warp_frames
 from singvc.voice import GRID_HZ, analyse_voice, envelope_stats_frames
 
 from conftest import harmonic_tone, vibrato_f0  # noqa: E402  (tests folder is on sys.path)
@@ -140,7 +140,7 @@ def test_frame_warp_search_is_not_pulled_off_one_by_rough_frames(target):
 
 
 def test_waveform_filter_with_unchanged_envelope_gives_back_the_input():
-    from singvc.convert import filter_by_envelopes
+    from singvc.converters.pitch_shift import filter_by_envelopes
 
     rng = np.random.default_rng(3)
     x = rng.standard_normal(RATE)
@@ -187,7 +187,7 @@ def test_fixed_warp_is_used_as_given(target):
 
 def test_fit_in_pieces_equals_fit_whole(target, monkeypatch):
     """The song-wide timbre map does not depend on the pieces the song is analysed in."""
-    import singvc.timbre as timbre
+    import singvc.converters.dsp as timbre
 
     x, track = vowel(4.0, 210.0, scale=0.9, rate=RATE, vib_cents=40.0)
     whole = DSPConverter().fit(x, RATE, track, target)

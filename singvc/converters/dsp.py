@@ -1,7 +1,7 @@
 """Converter ``"dsp"``: zero-shot timbre conversion toward a :class:`~singvc.voice.VoiceProfile`, no weights.
 
 Method (training-free; frequency warping + class-wise amplitude correction, as in DFWA, applied
-inside the WORLD resynthesis that :class:`~singvc.convert.PitchShiftConverter` already does on
+inside the WORLD resynthesis that :class:`~singvc.converters.pitch_shift.PitchShiftConverter` already does on
 voiced regions only):
 
 1. **Source statistics, once per song** (so the whole song gets one mapping and cannot drift):
@@ -40,11 +40,12 @@ from typing import Callable, ClassVar
 
 import numpy as np
 
-from .audio import DiskAudio, blocks, copy_into
-from .convert import PitchShiftConverter, _check_inputs, voiced_runs
-from .errors import UserInputError
-from .pitch import PitchTrack
-from .voice import GRID_HZ, STATS_PERIOD_MS, VoiceProfile, envelope_floor, envelope_stats_frames, grid_interp
+from ..audio import DiskAudio, blocks, copy_into
+from ..errors import UserInputError
+from ..pitch import PitchTrack
+from ..voice import GRID_HZ, STATS_PERIOD_MS, VoiceProfile, envelope_floor, envelope_stats_frames, grid_interp
+from .base import check_inputs, register, voiced_runs
+from .pitch_shift import PitchShiftConverter
 
 #: the timbre fit analyses a song in pieces of this many seconds ...
 FIT_PIECE_SECONDS = 30.0
@@ -203,6 +204,7 @@ def fit_timbre_map(source_shapes: np.ndarray, source_ap: np.ndarray, profile: Vo
     return tmap
 
 
+@register
 @dataclass
 class DSPConverter(PitchShiftConverter):
     """Converter ``"dsp"`` (the default): pitch shift plus timbre conversion toward a voice profile.
@@ -227,6 +229,10 @@ class DSPConverter(PitchShiftConverter):
     """
 
     name: ClassVar[str] = "dsp"
+    summary: ClassVar[str] = ("shift by the plan and move the timbre toward --voice with signal processing "
+                              "(no model weights)")
+    uses_voice: ClassVar[bool] = True
+    settings: ClassVar[tuple[str, ...]] = ("strength", "render")
     strength: float = 1.0
     warp_range: tuple[float, float] = (0.75, 1.33)
     smooth_seconds: float = 0.03
@@ -277,7 +283,7 @@ class DSPConverter(PitchShiftConverter):
             raise UserInputError(f"voice must be a singvc.voice.VoiceProfile (got {type(voice).__name__})")
         if voice is None or float(self.strength) == 0.0:
             return super().convert(vocals, sample_rate, pitch, semitones, None, progress, callback, out)
-        audio = _check_inputs(vocals, sample_rate, pitch, semitones)
+        audio = check_inputs(vocals, sample_rate, pitch, semitones)
         sample_rate = int(sample_rate)
         runs = voiced_runs(pitch, audio.shape[-1], sample_rate)
         if not runs:
@@ -287,6 +293,10 @@ class DSPConverter(PitchShiftConverter):
         transform = self._make_transform(tmap)
         return self._render(audio, sample_rate, pitch, runs, 2.0 ** (float(semitones) / 12.0), transform,
                             progress, callback, out)
+
+    def describe(self) -> dict:
+        """Name, settings and the timbre map of the last conversion (warp ratio, classes)."""
+        return {**super().describe(), "timbre_map": self.last_map.describe() if self.last_map else None}
 
     def fit(self, audio: np.ndarray, sample_rate: int, pitch: PitchTrack, voice: VoiceProfile) -> TimbreMap:
         """The song-wide :class:`TimbreMap` from the voiced frames of ``audio`` (channel mean).
@@ -390,11 +400,3 @@ class DSPConverter(PitchShiftConverter):
 
         return transform
 
-
-def _register() -> None:
-    from .convert import CONVERTERS
-
-    CONVERTERS[DSPConverter.name] = DSPConverter
-
-
-_register()

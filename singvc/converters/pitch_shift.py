@@ -1,25 +1,5 @@
-"""The convert stage: change the sung voice, keep the performance.
-
-A converter takes the separated vocal (float32 ``[channels, samples]`` at ``sample_rate`` Hz),
-its pitch track from :func:`singvc.pitch.track_pitch`, a transposition in semitones and an
-optional target-voice profile, and returns a vocal of exactly the same shape, sample-aligned
-with the input (no delay), so that it can be mixed straight back over the accompaniment.
-
-Converters here:
-
-``"none"`` (:class:`BypassConverter`)
-    Returns a bit-exact copy of the input.
-``"pitch"`` (:class:`PitchShiftConverter`)
-    Formant-preserving pitch shift with WORLD (pyworld, BSD/MIT), driven by the crepe track.
-``"dsp"`` (:class:`singvc.timbre.DSPConverter`)
-    The pitch shift plus zero-shot timbre conversion toward a :class:`singvc.voice.VoiceProfile`
-    (formant warp, class-wise envelope correction, breathiness); registered lazily because
-    :mod:`singvc.timbre` builds on this module.
-
-Any object with a ``name`` and a ``convert`` method of the :class:`Converter` signature plugs
-in (a zero-shot timbre converter later); register it in :data:`CONVERTERS` to make it reachable
-by name through :func:`get_converter`.
-"""
+"""Converter ``"pitch"``: formant-preserving pitch shift with WORLD (pyworld, BSD/MIT), driven by
+the crepe track; timing, breaths and consonants kept. The ``dsp`` converter builds on it."""
 from __future__ import annotations
 
 import math
@@ -27,115 +7,14 @@ import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, ClassVar, Protocol, runtime_checkable
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
-from .audio import DiskAudio, as_audio, check_finite, copy_into
-from .errors import InvalidAudioError, UserInputError
-from .pitch import PitchTrack
-from .plan import MAX_SEMITONES  # noqa: F401 - the largest transposition accepted (either direction)
-
-
-@runtime_checkable
-class Converter(Protocol):
-    """What the cover pipeline needs from a voice converter.
-
-    Attributes:
-        name: the registry name (``"none"``, ``"pitch"``, ...).
-    """
-
-    name: str
-
-    def convert(
-        self,
-        vocals: np.ndarray,
-        sample_rate: int,
-        pitch: PitchTrack,
-        semitones: float,
-        voice: object | None = None,
-        progress: bool = False,
-        out: "np.ndarray | DiskAudio | None" = None,
-    ) -> np.ndarray:
-        """Convert ``vocals`` (float32 ``[channels, samples]`` at ``sample_rate`` Hz, an array or
-        a :class:`~singvc.audio.DiskAudio`).
-
-        Args:
-            pitch: the pitch track of ``vocals`` (crepe, :func:`singvc.pitch.track_pitch`).
-            semitones: transposition to apply to the melody.
-            voice: the target-voice profile, or ``None`` to keep the singer's timbre.
-            progress: show a progress bar (tqdm, counting seconds of audio) on stderr.
-            out: where the converted vocal is written (same shape as ``vocals``, e.g. a
-                :class:`~singvc.audio.DiskAudio` for bounded memory); default a new array.
-
-        Returns:
-            float32 ``[channels, samples]`` (``out`` when given), the shape of ``vocals``, sample-aligned.
-        """
-        ...
-
-
-def _check_inputs(vocals: np.ndarray, sample_rate: int, pitch: PitchTrack, semitones: float) -> np.ndarray:
-    """Validate the arguments shared by every converter; return ``vocals`` as float32 2-D."""
-    audio = as_audio(vocals, "vocals")
-    check_finite(audio, "vocals")
-    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
-        raise UserInputError(f"sample_rate must be a positive int in Hz (got {sample_rate!r})")
-    if not isinstance(pitch, PitchTrack):
-        raise UserInputError(f"pitch must be a singvc.pitch.PitchTrack (got {type(pitch).__name__})")
-    if not (len(pitch.times) == len(pitch.f0) == len(pitch.voiced)):
-        raise UserInputError(
-            f"pitch track arrays differ in length (times {len(pitch.times)}, f0 {len(pitch.f0)}, "
-            f"voiced {len(pitch.voiced)})"
-        )
-    if not (isinstance(semitones, (int, float, np.number)) and math.isfinite(float(semitones))):
-        raise UserInputError(f"semitones must be a finite number (got {semitones!r})")
-    if abs(float(semitones)) > MAX_SEMITONES:
-        raise UserInputError(f"semitones must be within ±{MAX_SEMITONES:g} (got {semitones})")
-    return audio
-
-
-class BypassConverter:
-    """Converter ``"none"``: returns a copy of the input, bit-exact (for A/B and for tests)."""
-
-    name: ClassVar[str] = "none"
-
-    def convert(
-        self,
-        vocals: np.ndarray,
-        sample_rate: int,
-        pitch: PitchTrack,
-        semitones: float,
-        voice: object | None = None,
-        progress: bool = False,
-        out: "np.ndarray | DiskAudio | None" = None,
-    ) -> np.ndarray:
-        """Return a bit-exact copy of ``vocals`` (in ``out`` when given); everything else is ignored."""
-        audio = as_audio(vocals, "vocals")
-        check_finite(audio, "vocals")
-        return copy_into(audio, out)
-
-
-def voiced_runs(pitch: PitchTrack, n_samples: int, sample_rate: int) -> list[tuple[int, int]]:
-    """Voiced regions of ``pitch`` as sample ranges ``[(start, stop), ...]`` within ``[0, n_samples)``.
-
-    Each sample takes the voicing of the nearest frame; samples past the last frame by more
-    than one hop (a track shorter than the audio) count as unvoiced.
-    """
-    voiced = np.asarray(pitch.voiced, dtype=bool)
-    if voiced.size == 0 or n_samples == 0:
-        return []
-    t0 = float(pitch.times[0])
-    hop = float(pitch.hop)
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], voiced.astype(np.int8), [0]])))
-    runs = []
-    for a, b in zip(edges[::2], edges[1::2]):
-        start_s = t0 + (a - 0.5) * hop if a > 0 else min(0.0, t0)
-        stop_s = t0 + (b - 0.5) * hop if b < len(voiced) else t0 + (len(voiced) - 1) * hop + hop
-        start = int(np.clip(round(start_s * sample_rate), 0, n_samples))
-        stop = int(np.clip(round(stop_s * sample_rate), 0, n_samples))
-        if stop > start:
-            runs.append((start, stop))
-    return runs
+from ..audio import DiskAudio, copy_into
+from ..errors import InvalidAudioError, UserInputError
+from ..pitch import PitchTrack
+from .base import Converter, check_inputs, register, voiced_runs
 
 
 def crossfade_weight(runs: list[tuple[int, int]], n_samples: int, fade: int,
@@ -184,8 +63,9 @@ def _segments(runs: list[tuple[int, int]], n_samples: int, margin: int, max_len:
     return segs
 
 
+@register
 @dataclass
-class PitchShiftConverter:
+class PitchShiftConverter(Converter):
     """Converter ``"pitch"``: formant-preserving pitch shift, timing and noises kept.
 
     Method, per voiced region of the crepe track (plus ``margin_seconds`` of context):
@@ -238,6 +118,7 @@ class PitchShiftConverter:
     """
 
     name: ClassVar[str] = "pitch"
+    summary: ClassVar[str] = "formant-preserving shift by the plan only (timbre kept)"
     frame_period: float = 5.0
     aperiodicity_period: float = 10.0
     fade_seconds: float = 0.015
@@ -280,7 +161,7 @@ class PitchShiftConverter:
         sample_rate: int,
         pitch: PitchTrack,
         semitones: float,
-        voice: object | None = None,
+        voice: Any = None,
         progress: bool = False,
         callback: Callable[[dict], None] | None = None,
         out: "np.ndarray | DiskAudio | None" = None,
@@ -299,7 +180,7 @@ class PitchShiftConverter:
         Returns:
             float32 ``[channels, samples]`` (``out`` when given), the shape of ``vocals``.
         """
-        audio = _check_inputs(vocals, sample_rate, pitch, semitones)
+        audio = check_inputs(vocals, sample_rate, pitch, semitones)
         sample_rate = int(sample_rate)
         n = audio.shape[-1]
         runs = voiced_runs(pitch, n, sample_rate)
@@ -536,27 +417,3 @@ def _interp_frames(values: np.ndarray, idx: np.ndarray, n_frames: int) -> np.nda
 
 
 #: converter name -> class (constructed with the options given to :func:`get_converter`)
-CONVERTERS: dict[str, type] = {
-    BypassConverter.name: BypassConverter,
-    PitchShiftConverter.name: PitchShiftConverter,
-}
-
-
-def _register_builtin() -> None:
-    """Make sure converters defined in modules that build on this one are registered."""
-    from . import timbre  # noqa: F401  (registers "dsp")
-
-
-def get_converter(name: str, **options) -> Converter:
-    """Build the converter registered as ``name`` with ``options`` (its constructor's arguments).
-
-    Raises:
-        UserInputError: unknown name (the message lists the choices) or unknown/invalid option.
-    """
-    _register_builtin()
-    if name not in CONVERTERS:
-        raise UserInputError(f"unknown converter {name!r}; choose one of {', '.join(sorted(CONVERTERS))}")
-    try:
-        return CONVERTERS[name](**options)
-    except TypeError as exc:
-        raise UserInputError(f"converter {name!r}: bad options {sorted(options)} ({exc})") from exc
