@@ -243,6 +243,21 @@ def get_parser() -> argparse.ArgumentParser:
                    help="size limit in GB for prune (default: $SINGVC_CACHE_MAX_GB or 20)")
     p.add_argument("--cache-dir", type=_path, metavar="DIR", help="the cache folder (default: $SINGVC_CACHE_DIR or ~/.cache/singvc)")
 
+    p = sub.add_parser("models", help="list the known models (where each is looked for, size, present or not), "
+                                      "verify their checksums, or download one")
+    p.add_argument("action", nargs="?", choices=("list", "verify", "fetch"), default="list",
+                   help="list (default): every known model with its kind, licence, size, status and folder; "
+                        "verify [NAME]: check each file's size and SHA-256 (every model on this machine when "
+                        "no NAME; exit 3 if one is damaged or incomplete); fetch NAME: download what is "
+                        "missing or damaged into the model's folder")
+    p.add_argument("name", nargs="?", metavar="NAME", help="a model name (see 'singvc models')")
+    p.add_argument("--kind", choices=("separator", "pitch", "converter"), help="list only models of this kind")
+    p.add_argument("--local-dir", type=_path, metavar="DIR",
+                   help="also look in this folder first (as --separator-repo DIR does for separation)")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="S",
+                   help="fetch: seconds the download hosts have to answer, and per read. Default: 30")
+    p.add_argument("--quiet", "-q", action="store_true", help="fetch: no progress bars")
+
     p = sub.add_parser("run", help="run a recipe (recipes/*.toml): a cover, a vocal feature or DAW stems; "
                                    "with --songs, a batch of songs")
     p.add_argument("recipe", metavar="RECIPE", help="a recipe .toml file (see recipes/)")
@@ -549,15 +564,18 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         print(line)
     if not report.loads:
         return 3
+    from . import weights
     from .cache import Cache
-    from .pitch import PITCH_MODELS, crepe_weights
-    from .separate import cached_weights
+    from .pitch import PITCH_MODELS
 
+    crepe_ok = True
     for name in PITCH_MODELS:
-        path = crepe_weights(name)
-        print(f"crepe {name} weights: {'ok, ' + str(path) if path.is_file() else 'MISSING: ' + str(path)}")
+        found = weights.verify(f"crepe_{name}")[0]
+        crepe_ok = crepe_ok and found.status in ("verified", "present")
+        state = {"verified": "ok, ", "present": "ok, ", "missing": "MISSING: ", "damaged": "DAMAGED: "}[found.status]
+        print(f"crepe {name} weights: {state}{found.path}{f' ({found.reason})' if found.reason else ''}")
     try:
-        where = cached_weights(args.separator_model)
+        where = weights.cached_weights(args.separator_model)
     except SingvcError as exc:
         where, note = None, str(exc)
     else:
@@ -565,7 +583,73 @@ def cmd_doctor(args: argparse.Namespace) -> int:
                 "'Separation weights', or use --no-separation / --vocals)")
     print(f"Demucs {args.separator_model} weights: {'ok, ' + where if where else note}")
     print(f"cache folder: {Cache(args.cache_dir).root}")
-    return 0 if all(crepe_weights(n).is_file() for n in PITCH_MODELS) else 3
+    return 0 if crepe_ok else 3
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """``singvc models [list|verify [NAME]|fetch NAME]``; exit 3 when verify finds a model damaged or
+    incomplete, or fetch cannot download (offline)."""
+    from . import weights
+
+    def megabytes(n: int | None) -> str:
+        return "?" if n is None else f"{n / 1e6:.1f} MB"
+
+    def state(spec) -> tuple[str, str, list]:
+        """(status word, folder shown, file statuses) of one model; a missing model whose other
+        copy exists (demucs' HuggingFace cache) shows that copy."""
+        try:
+            found = weights.verify(spec, args.local_dir) if args.action == "verify" else weights.locate(spec, args.local_dir)
+        except SingvcError as exc:  # its package is not installed
+            return "unavailable", str(exc), []
+        word = weights.summary(found)
+        folders = {str(f.path.parent) for f in found}
+        shown = folders.pop() if len(folders) == 1 else ", ".join(sorted(folders))
+        if word in ("missing", "incomplete"):
+            other = weights.other_copy(spec)
+            if other:
+                return "present (other copy)", other, found
+        return word, shown, found
+
+    if args.action == "fetch":
+        if not args.name:
+            raise _UsageError("fetch needs a model NAME (see 'singvc models')", "singvc models")
+        found = weights.fetch(args.name, timeout=args.timeout, progress=not args.quiet)  # offline: exit 3
+        for f in found:
+            print(f"{f.file.name}: {f.status}, {f.path}")
+        return 0 if weights.summary(found) in ("verified", "present") else 3
+
+    if args.action == "verify":
+        specs = [weights.get(args.name)] if args.name else weights.known(args.kind)
+        bad = False
+        for spec in specs:
+            word, shown, found = state(spec)
+            if not args.name and word == "missing":
+                continue  # verify every model on this machine: one never fetched is not a fault
+            print(f"{spec.name}: {word}{'' if found else ', ' + shown}")
+            for f in found:
+                detail = f" ({f.reason})" if f.reason else ""
+                print(f"  {f.file.name:<28} {f.status:<9} {f.path}{detail}")
+            bad = bad or word in ("damaged", "incomplete", "missing", "unavailable")
+        if not args.name:
+            print("models never fetched are not listed (see 'singvc models')")
+        return 3 if bad else 0
+
+    if args.name:
+        raise _UsageError("list takes no NAME (use 'singvc models verify NAME')", "singvc models")
+    rows = []
+    for spec in weights.known(args.kind):
+        word, shown, found = state(spec)
+        size = spec.size
+        if size is None and found and all(f.size is not None for f in found):
+            size = sum(f.size for f in found)  # what lies on disk
+        rows.append((spec.name, spec.kind, spec.licence, megabytes(size), word, shown))
+    header = ("name", "kind", "licence", "size", "status", "folder")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(5)]
+    for row in [header, *rows]:
+        print("  ".join(str(v).ljust(w) for v, w in zip(row[:5], widths)) + "  " + row[5])
+    print(f"model cache: {weights.models_dir()} ($SINGVC_MODELS_DIR); status: present = found, size checked; "
+          "'singvc models verify' checks checksums")
+    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -613,7 +697,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"cover": cmd_cover, "separate": cmd_separate, "stems": cmd_stems, "pitch": cmd_pitch, "plan": cmd_plan, "voice": cmd_voice, "eval": cmd_eval,
-            "run": cmd_run, "cache": cmd_cache, "doctor": cmd_doctor}
+            "run": cmd_run, "cache": cmd_cache, "doctor": cmd_doctor, "models": cmd_models}
 
 
 def _apply_preset(parser: argparse.ArgumentParser, args: argparse.Namespace,
