@@ -459,7 +459,7 @@ def fetch(name: "str | ModelSpec", timeout: float = 30.0, progress: bool = False
     silent = sorted(set(hosts) - answering)
     if silent:
         raise WeightsUnavailableError(
-            f"cannot download model {spec.name!r}: {', '.join(silent)} did not answer within {timeout:g} s "
+            f"cannot download model {spec.name!r}: {', '.join(silent)} did not answer (or did not serve the file) within {timeout:g} s "
             f"(offline?); {hint}")
     folder = spec.default_folder()
     for f in todo:
