@@ -613,6 +613,9 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.action == "fetch":
         if not args.name:
             raise _UsageError("fetch needs a model NAME (see 'singvc models')", "singvc models")
+        if not args.timeout > 0:
+            raise _UsageError(f"argument --timeout: must be a number of seconds > 0 (got {args.timeout:g})",
+                              "singvc models")
         found = weights.fetch(args.name, timeout=args.timeout, progress=not args.quiet)  # offline: exit 3
         for f in found:
             print(f"{f.file.name}: {f.status}, {f.path}")

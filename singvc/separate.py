@@ -36,7 +36,7 @@ from . import weights
 from .audio import DiskAudio, as_audio, blocks, check_finite, fit_length, new_like, resample, resample_into
 from .doctor import require_stack
 from .errors import InvalidAudioError, ModelNotFoundError, UserInputError, WeightsUnavailableError
-from .weights import HF_HOST, checkpoint_urls, demucs_tables, file_name, hub_checkpoint_dir, known_models, weights_hint
+from .weights import HF_HOST, checkpoint_urls, demucs_tables, file_name, hub_checkpoint_dir, weights_hint
 
 DEFAULT_MODEL = "htdemucs"
 #: attribute set on loaded models so results can name the model they came from
@@ -131,7 +131,7 @@ def load_separator_model(name: str = DEFAULT_MODEL, repo: Path | None = None, ti
 
     Args:
         name: a released model (``htdemucs``, ``htdemucs_ft``, ``htdemucs_6s``, ``mdx_extra``, ...;
-            see :func:`known_models`), a checkpoint signature, or with ``repo`` any model in it.
+            see :func:`singvc.weights.known_models`), a checkpoint signature, or with ``repo`` any model in it.
         repo: a local folder as for ``demucs --repo``: ``NAME.th`` / ``NAME-CHECKSUM.th`` model
             files and ``NAME.yaml`` bags. A released bag's checkpoint files alone also work.
             Nothing is downloaded.

