@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .cache import HASH_BLOCK, default_cache_dir, file_checksum
+from .cache import default_cache_dir, file_checksum
 from .doctor import installed_version
 from .errors import ModelNotFoundError, OutputError, SingvcError, WeightsUnavailableError
 
