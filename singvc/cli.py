@@ -628,7 +628,7 @@ def cmd_models(args: argparse.Namespace) -> int:
             word, shown, found = state(spec)
             if not args.name and word == "missing":
                 continue  # verify every model on this machine: one never fetched is not a fault
-            print(f"{spec.name}: {word}{'' if found else ', ' + shown}")
+            print(f"{spec.name}: {word}{', ' + shown if not found or word.endswith('(other copy)') else ''}")
             for f in found:
                 detail = f" ({f.reason})" if f.reason else ""
                 print(f"  {f.file.name:<28} {f.status:<9} {f.path}{detail}")

