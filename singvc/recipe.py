@@ -388,9 +388,11 @@ def load_recipe(path: str | os.PathLike, overrides: list[str] | None = None) -> 
 
 
 # -- running -----------------------------------------------------------------------------------
-def build_engine(recipe: Recipe, cache=None, progress: bool = False, device: str | None = None) -> Singvc:
-    """A :class:`~singvc.cover.Singvc` with the recipe's settings (models load on first use)."""
-    return Singvc(recipe.settings(device), cache=cache, progress=progress)
+def build_engine(recipe: Recipe, cache=None, progress: bool = False, device: str | None = None,
+                 settings: CoverSettings | None = None) -> Singvc:
+    """A :class:`~singvc.cover.Singvc` with the recipe's settings (or ``settings`` already resolved
+    from it); models load on first use."""
+    return Singvc(settings or recipe.settings(device), cache=cache, progress=progress)
 
 
 def file_sha256(path: Path) -> str:

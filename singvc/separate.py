@@ -16,32 +16,32 @@ to both model channels and the stems are averaged back to mono. Input with more 
 Weights: :func:`load_separator_model` loads a model by name from a local folder (``repo``, as
 ``demucs --repo``), from the torch hub cache or the HuggingFace cache, or downloads it. With no
 cached weights and no network it raises :class:`WeightsUnavailableError` within ``timeout``
-seconds, with a one-line hint naming the checkpoint files and where to put them.
+seconds, with a one-line hint naming the checkpoint files and where to put them. The table of
+released models, the folders, the checksums and the network probe live in :mod:`singvc.weights`.
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import io
 import os
-import threading
-import urllib.parse
-import urllib.request
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-import torch
 
+from . import weights
 from .audio import DiskAudio, as_audio, blocks, check_finite, fit_length, new_like, resample, resample_into
 from .doctor import require_stack
-from .errors import InvalidAudioError, ModelNotFoundError, UserInputError, WeightsUnavailableError
+from .errors import InvalidAudioError, ModelNotFoundError, OutputError, UserInputError, WeightsUnavailableError
+from .run import write_bytes
+from .weights import HF_HOST, checkpoint_urls, demucs_tables, file_name, hub_checkpoint_dir, weights_hint
+
+if TYPE_CHECKING:  # torch is imported where a separator is built or runs (importing singvc stays fast)
+    import torch
 
 DEFAULT_MODEL = "htdemucs"
-#: host of demucs >= 4.1 safetensors copies (fetched through huggingface_hub)
-HF_HOST = "huggingface.co"
 #: attribute set on loaded models so results can name the model they came from
 NAME_ATTR = "singvc_model_name"
 
@@ -67,118 +67,6 @@ class Separation:
     model_name: str
 
 
-# -- the table of known models (data shipped inside demucs) -------------------------------------
-@functools.lru_cache(maxsize=1)
-def _remote_tables() -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
-    """``({bag name: signatures}, {signature: download URL})`` from demucs' ``remote/`` folder."""
-    import yaml
-    from demucs.pretrained import REMOTE_ROOT, _parse_remote_files
-
-    urls = _parse_remote_files(REMOTE_ROOT / "files.txt")
-    bags: dict[str, tuple[str, ...]] = {}
-    for path in sorted(REMOTE_ROOT.glob("*.yaml")):
-        with open(path) as fh:
-            bags[path.stem] = tuple(str(sig) for sig in yaml.safe_load(fh)["models"])
-    return bags, urls
-
-
-def known_models() -> list[str]:
-    """Names of the released Demucs models (bags), e.g. ``htdemucs``, ``htdemucs_ft``."""
-    return sorted(_remote_tables()[0])
-
-
-def checkpoint_urls(name: str) -> list[str]:
-    """Download URLs of the checkpoint files (``SIG-CHECKSUM.th``) model ``name`` needs.
-
-    Raises:
-        ModelNotFoundError: ``name`` is neither a known model nor a checkpoint signature.
-    """
-    bags, urls = _remote_tables()
-    if name in bags:
-        return [urls[sig] for sig in bags[name]]
-    if name in urls:
-        return [urls[name]]
-    raise ModelNotFoundError(
-        f"unknown separator model {name!r}; known models: {', '.join(known_models())}"
-        " (or pass a folder of NAME.th files as --separator-repo DIR)"
-    )
-
-
-def cached_weights(name: str = DEFAULT_MODEL) -> str | None:
-    """Where ``name``'s weights already lie on this machine (torch.hub or HuggingFace cache), or None
-    (then they are downloaded on first use, which needs internet)."""
-    urls = checkpoint_urls(name)
-    if all((hub_checkpoint_dir() / _file_name(u)).is_file() for u in urls):
-        return str(hub_checkpoint_dir())
-    files = _hf_cached_files(name)
-    return str(Path(files[0]).parent) if files else None
-
-
-def hub_checkpoint_dir() -> Path:
-    """The folder torch.hub keeps downloaded checkpoints in (``torch.hub.get_dir()/checkpoints``)."""
-    return Path(torch.hub.get_dir()) / "checkpoints"
-
-
-def _file_name(url: str) -> str:
-    return os.path.basename(urllib.parse.urlparse(url).path)
-
-
-def weights_hint(name: str) -> str:
-    """One line telling the user how to supply the weights of ``name`` by hand."""
-    urls = checkpoint_urls(name)
-    files = ", ".join(_file_name(u) for u in urls)
-    base = urls[0].rsplit("/", 1)[0] + "/"
-    return (
-        f"download {files} from {base} and put {'it' if len(urls) == 1 else 'them'} in {hub_checkpoint_dir()}/ "
-        f"or in a folder passed as --separator-repo DIR"
-    )
-
-
-# -- network probe ---------------------------------------------------------------------------------
-def url_reachable(url: str, timeout: float = 5.0) -> bool:
-    """Whether an HTTP ``HEAD`` of ``url`` succeeds (status < 400) within ``timeout`` seconds.
-
-    A real request, not a bare TCP connect: sandboxes and captive networks often accept any TCP
-    connection and then never answer. Proxies from the environment are honoured (urllib). Name
-    resolution counts against ``timeout`` too: the request runs in a daemon thread, so a resolver
-    that hangs on an offline machine cannot hold the caller up.
-    """
-    ok = threading.Event()
-
-    def attempt() -> None:
-        try:
-            request = urllib.request.Request(url, method="HEAD", headers={"User-Agent": "singvc"})
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                if response.status < 400:
-                    ok.set()
-        except Exception:  # URLError, HTTPError, SSL errors, timeouts: all mean "cannot download"
-            pass
-
-    thread = threading.Thread(target=attempt, name="singvc-probe", daemon=True)
-    thread.start()
-    thread.join(timeout)
-    return ok.is_set()
-
-
-def _reachable_hosts(urls: dict[str, str], timeout: float) -> set[str]:
-    """Keys of ``urls`` whose URL answers, all probed at once (total wait about ``timeout`` s)."""
-    found: set[str] = set()
-    lock = threading.Lock()
-
-    def run(key: str) -> None:
-        if url_reachable(urls[key], timeout=timeout):
-            with lock:
-                found.add(key)
-
-    threads = [threading.Thread(target=run, args=(k,), daemon=True) for k in urls]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout + 0.5)
-    with lock:
-        return set(found)
-
-
 # -- loading -----------------------------------------------------------------------------------
 def _finish(model: torch.nn.Module, name: str) -> torch.nn.Module:
     model.eval()
@@ -202,43 +90,20 @@ def _load_from_repo(name: str, repo: Path) -> torch.nn.Module:
         in_folder = local.has_model(name) or BagOnlyRepo(repo, local).has_model(name)
         if in_folder:
             return get_model(name, repo=repo)
-        bags, _ = _remote_tables()
+        bags, _ = demucs_tables()
         # A released bag whose checkpoint files were copied into the folder without its yaml.
         if name in bags and all(local.has_model(sig) for sig in bags[name]):
             return AnyModelRepo(local, BagOnlyRepo(REMOTE_ROOT, local)).get_model(name)
     except Exception as exc:  # ModelLoadingError (checksum, duplicates), unreadable or foreign .th file
         raise ModelNotFoundError(f"cannot load separator model {name!r} from {repo}: {_reason(exc)}") from exc
     held = sorted({p.stem.rsplit("-", 1)[0] for p in repo.iterdir() if p.suffix in (".th", ".yaml")})
-    bags, urls = _remote_tables()
+    bags, urls = demucs_tables()
     hint = ""
     if name in bags or name in urls:
-        hint = f"; for {name} put {', '.join(_file_name(u) for u in checkpoint_urls(name))} there"
+        hint = f"; for {name} put {', '.join(file_name(u) for u in checkpoint_urls(name))} there"
     raise ModelNotFoundError(
         f"separator repo {repo} holds no model {name!r} (it holds: {', '.join(held) or 'nothing'}){hint}"
     )
-
-
-def _hf_cached_files(name: str) -> list[str] | None:
-    """Paths of ``name``'s yaml + safetensors in the HuggingFace cache, or ``None`` if incomplete."""
-    try:
-        import yaml
-        from demucs.hf import DEFAULT_NAMESPACE, hf_repo_name
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:
-        return None
-    repo_id = f"{DEFAULT_NAMESPACE}/{hf_repo_name(name)}"
-    try:
-        bag_file = try_to_load_from_cache(repo_id, f"{name}.yaml")
-        if not isinstance(bag_file, str):
-            return None
-        with open(bag_file) as fh:
-            sigs = yaml.safe_load(fh)["models"]
-        paths = [try_to_load_from_cache(repo_id, f"{sig}.safetensors") for sig in sigs]
-    except Exception:  # a damaged cache counts as no cache
-        return None
-    if not all(isinstance(p, str) for p in paths):
-        return None
-    return [bag_file, *paths]
 
 
 def _load_hf_cached(files: list[str]) -> torch.nn.Module:
@@ -257,7 +122,7 @@ def _load_legacy(name: str) -> torch.nn.Module:
     from demucs.pretrained import REMOTE_ROOT
     from demucs.repo import AnyModelRepo, BagOnlyRepo, RemoteRepo
 
-    _, urls = _remote_tables()
+    _, urls = demucs_tables()
     model_repo = RemoteRepo(dict(urls))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -269,7 +134,7 @@ def load_separator_model(name: str = DEFAULT_MODEL, repo: Path | None = None, ti
 
     Args:
         name: a released model (``htdemucs``, ``htdemucs_ft``, ``htdemucs_6s``, ``mdx_extra``, ...;
-            see :func:`known_models`), a checkpoint signature, or with ``repo`` any model in it.
+            see :func:`singvc.weights.known_models`), a checkpoint signature, or with ``repo`` any model in it.
         repo: a local folder as for ``demucs --repo``: ``NAME.th`` / ``NAME-CHECKSUM.th`` model
             files and ``NAME.yaml`` bags. A released bag's checkpoint files alone also work.
             Nothing is downloaded.
@@ -291,7 +156,7 @@ def load_separator_model(name: str = DEFAULT_MODEL, repo: Path | None = None, ti
         return _finish(get_model(name), name)
     urls = checkpoint_urls(name)  # raises ModelNotFoundError for unknown names
     cache = hub_checkpoint_dir()
-    if all((cache / _file_name(u)).is_file() for u in urls):
+    if all((cache / file_name(u)).is_file() for u in urls):
         try:
             return _finish(_load_legacy(name), name)
         except Exception as exc:  # damaged cached file (hash mismatch, truncated)
@@ -299,7 +164,7 @@ def load_separator_model(name: str = DEFAULT_MODEL, repo: Path | None = None, ti
                 f"cached weights of separator model {name!r} in {cache} cannot be loaded ({_reason(exc)}); "
                 f"delete them and {weights_hint(name)}"
             ) from exc
-    hf_files = _hf_cached_files(name)
+    hf_files = weights.demucs_hf_cached_files(name)
     if hf_files is not None:
         try:
             return _finish(_load_hf_cached(hf_files), name)
@@ -309,9 +174,9 @@ def load_separator_model(name: str = DEFAULT_MODEL, repo: Path | None = None, ti
 
     hf_url = f"https://{HF_HOST}/{DEFAULT_NAMESPACE}/{hf_repo_name(name)}/resolve/main/{name}.yaml"
     probes = {"legacy": urls[0], "hf": hf_url}
-    if name not in _remote_tables()[0]:  # a bare signature exists only on the legacy host
+    if name not in demucs_tables()[0]:  # a bare signature exists only on the legacy host
         del probes["hf"]
-    reachable = _reachable_hosts(probes, timeout)
+    reachable = weights.reachable_hosts(probes, timeout)
     if not reachable:
         raise WeightsUnavailableError(
             f"weights of separator model {name!r} are not cached and the download hosts do not answer "
@@ -342,6 +207,8 @@ def build_tiny_model(
     Same architecture as ``htdemucs`` (both branches and a one-layer cross transformer) but narrow and
     shallow, so a second of audio separates in about 0.3 s on one CPU core. Its output is noise-like.
     """
+    import torch  # heavy: imported when a separator is built or runs
+
     from demucs.htdemucs import HTDemucs
 
     state = torch.random.get_rng_state()
@@ -367,6 +234,8 @@ def save_model_to_repo(model: torch.nn.Module, folder: str | os.PathLike, name: 
     the last ``-`` as a checksum. Older files of the same name are replaced. The model class must be
     a demucs model (its ``__init__`` arguments are recorded by ``demucs.states.capture_init``).
     """
+    import torch  # heavy: imported when a separator is built or runs
+
     init = getattr(model, "_init_args_kwargs", None)
     if init is None:
         raise UserInputError(f"{type(model).__name__} is not a demucs model (no recorded init arguments)")
@@ -388,14 +257,9 @@ def save_model_to_repo(model: torch.nn.Module, folder: str | os.PathLike, name: 
             old_sig = old.stem.rsplit("-", 1)[0] if "-" in old.stem else old.stem
             if old_sig == name and old != target:
                 old.unlink()
-        tmp = folder / f".{stem}.th.part"
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
     except OSError as exc:
-        from .errors import OutputError
-
         raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from exc
-    return target
+    return write_bytes(target, data)
 
 
 # -- separation -----------------------------------------------------------------------------------
@@ -421,6 +285,8 @@ class Separator:
         overlap: float = 0.25,
         shifts: int = 0,
     ) -> None:
+        import torch  # heavy: imported when a separator is built or runs
+
         sources = list(getattr(model, "sources", []) or [])
         if "vocals" not in sources:
             raise ModelNotFoundError(
@@ -470,6 +336,8 @@ class Separator:
         Raises:
             InvalidAudioError: bad shape, no samples, NaN/inf samples, or a bad sample rate.
         """
+        import torch  # heavy: imported when a separator runs
+
         mix = as_audio(mix, "mix")
         check_finite(mix, "mix")
         if isinstance(sample_rate, bool) or int(sample_rate) != sample_rate or sample_rate <= 0:
@@ -517,6 +385,8 @@ class Separator:
         ``apply_model``'s. Each finished stretch of output is written out as soon as no later
         segment can touch it, so only one segment of activations and output is held at a time.
         """
+        import torch  # heavy: imported when a separator is built or runs
+
         from demucs.apply import TensorChunk, apply_model
 
         c = len(range(*rows.indices(mix.shape[0])))
@@ -584,6 +454,8 @@ class Separator:
     def _separate_whole(self, mix, rows: slice, sample_rate: int, stems: dict, tracker: "_Progress") -> None:
         """The random-shift trick (``shifts > 0``) shifts the whole track, so it runs through
         ``apply_model(split=True)`` on the whole track in memory."""
+        import torch  # heavy: imported when a separator is built or runs
+
         from demucs.apply import apply_model
 
         track = np.asarray(mix[rows, :])

@@ -151,12 +151,12 @@ def test_user_errors_are_one_line_and_leave_nothing(files, tmp_path, capsys, cas
 
 
 def test_offline_without_weights_fails_fast_with_hint(files, tmp_path, monkeypatch, capsys):
-    import singvc.separate as separate
+    import singvc.weights as weights
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
-    monkeypatch.setattr(separate, "_reachable_hosts", lambda hosts, timeout: set())
+    monkeypatch.setattr(weights, "reachable_hosts", lambda hosts, timeout: set())
     start = time.perf_counter()
     rc = main(["cover", str(files["song"]), "--no-cache", "--quiet", "-o", str(tmp_path / "out")])
     elapsed = time.perf_counter() - start

@@ -12,6 +12,7 @@ import torch
 import yaml
 
 from singvc import separate as sep
+from singvc import weights
 from singvc.errors import InvalidAudioError, ModelNotFoundError, UserInputError, WeightsUnavailableError
 from singvc.separate import (
     Separation,
@@ -77,8 +78,8 @@ def tiny(tiny_repo) -> torch.nn.Module:
 def offline(monkeypatch, tmp_path):
     """No cached weights anywhere and every download host unreachable (without touching the network)."""
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    monkeypatch.setattr(sep, "_hf_cached_files", lambda name: None)
-    monkeypatch.setattr(sep, "url_reachable", lambda url, timeout=5.0: False)
+    monkeypatch.setattr(weights, "demucs_hf_cached_files", lambda name: None)
+    monkeypatch.setattr(weights, "url_reachable", lambda url, timeout=5.0: False)
     return tmp_path / "hub" / "checkpoints"
 
 
@@ -267,15 +268,15 @@ def test_offline_hint_names_every_file_of_a_bag(offline):
 def test_real_probe_of_unresolvable_host_is_bounded(monkeypatch, tmp_path):
     """The real probe (no mock of the request) against hosts that can never resolve."""
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    monkeypatch.setattr(sep, "_hf_cached_files", lambda name: None)
-    real = sep.url_reachable
+    monkeypatch.setattr(weights, "demucs_hf_cached_files", lambda name: None)
+    real = weights.url_reachable
     probed: list[str] = []
 
     def to_invalid_host(url: str, timeout: float = 5.0) -> bool:
         probed.append(url)
         return real("https://no-such-host.invalid/" + url.split("/", 3)[-1], timeout=timeout)
 
-    monkeypatch.setattr(sep, "url_reachable", to_invalid_host)
+    monkeypatch.setattr(weights, "url_reachable", to_invalid_host)
     start = time.perf_counter()
     with pytest.raises(WeightsUnavailableError):
         load_separator_model("htdemucs", timeout=2.0)
@@ -293,7 +294,7 @@ def test_probe_gives_up_on_hanging_request(monkeypatch):
     monkeypatch.setattr(urllib.request, "urlopen", hang)
     try:
         start = time.perf_counter()
-        assert sep.url_reachable("https://example.com/", timeout=0.3) is False
+        assert weights.url_reachable("https://example.com/", timeout=0.3) is False
         assert time.perf_counter() - start < 2
     finally:
         release.set()
@@ -303,12 +304,12 @@ def test_probe_of_silent_address_is_fast():
     # non-routable address: either no route, a connect timeout, or (in sandboxes that accept
     # every TCP connection) a failed TLS handshake -- never a usable answer
     start = time.perf_counter()
-    assert sep.url_reachable("https://10.255.255.1:9/x.th", timeout=0.5) is False
+    assert weights.url_reachable("https://10.255.255.1:9/x.th", timeout=0.5) is False
     assert time.perf_counter() - start < 2
 
 
 def test_download_errors_become_weights_unavailable(offline, monkeypatch):
-    monkeypatch.setattr(sep, "url_reachable", lambda url, timeout=5.0: True)
+    monkeypatch.setattr(weights, "url_reachable", lambda url, timeout=5.0: True)
 
     def fail(name):
         raise OSError("connection reset")
