@@ -119,6 +119,15 @@ SCHEMA: dict[str, Setting] = {s.name: s for s in [
        "vocoder (moves identity further); waveform filters the singer's own waveform (more natural, exact pitch, "
        "faster); shifted regions always use WORLD", "convert", choices=("world", "waveform"), flag="--render",
        commands=("cover",)),
+    _s("steps", int, 30, "seedvc converter: diffusion (Euler) steps; 30-50 for singing, about 10 for drafts",
+       "convert", range=(1, 200), flag="--steps", commands=("cover",), metavar="N"),
+    _s("cfg", float, 0.7, "seedvc converter: classifier-free guidance rate (0 = none)", "convert",
+       range=(0.0, 5.0), flag="--cfg", commands=("cover",), metavar="RATE"),
+    _s("seed", int, 0, "seedvc converter: noise seed (the same seed gives the same output)", "convert",
+       range=(0, 2**31 - 1), flag="--seed", commands=("cover",), metavar="N"),
+    _s("seedvc_dir", str, None, "seedvc converter: local folder of the Seed-VC weights (the layout of "
+       "'singvc models fetch seedvc'); default the model cache", "convert", flag="--seedvc-dir",
+       commands=("cover",), metavar="DIR"),
     # -- output ---------------------------------------------------------------------------------
     _s("ceiling_dbtp", float, -1.0, "true-peak ceiling of the mix", "output", range=(-20.0, 0.0), unit="dBTP"),
     _s("bit_depth", str, "24", "WAV format", "output", choices=("16", "24", "32f"), flag="--bit-depth",

@@ -57,6 +57,11 @@ class Converter:
         converter.device = device
         return converter
 
+    def check_ready(self) -> None:
+        """Raise when this converter cannot run here (e.g. its weights are missing:
+        :class:`~singvc.errors.WeightsUnavailableError`), quickly and without loading a network,
+        so a job can stop before any audio work. The default has nothing to check."""
+
     def prepare(self, voice: Any) -> Any:
         """What :meth:`convert` needs from a target voice (a :class:`~singvc.voice.VoiceProfile`),
         computed once per voice: the engine keeps the result and hands it to every conversion

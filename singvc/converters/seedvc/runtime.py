@@ -95,6 +95,9 @@ class SeedVCStack:
             ModelLoadError: a file that does not fit the model.
         """
         from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperModel
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # library code: no bars on stderr
 
         root = Path(root)
         missing = [str(p.relative_to(root)) for p in required_files(root) if not p.is_file()]

@@ -1,0 +1,167 @@
+"""``seedvc``: the Seed-VC converter (44.1 kHz f0-conditioned DiT + BigVGAN), behind the
+:class:`~singvc.converters.base.Converter` interface.
+
+This module imports neither torch nor transformers: the networks live in
+:mod:`singvc.converters.seedvc.runtime`, loaded (with ``importlib``, the heavy-package rule) the
+first time a voice is prepared or a vocal converted. Missing weights are found before that,
+from the file table alone (:func:`singvc.weights.seedvc_missing`): one line, exit 3, no torch.
+
+Phase 1 (issue 14): the reference is the voice's clips joined, trimmed of leading silence and cut
+to 25 s; the vocal is converted in fixed windows of (30 s − reference) with 16-frame cross-fades,
+as the reference implementation does. Pause-aware windows, best-25-s selection and the per-voice
+cache are not done yet.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+
+from ...audio import DiskAudio, load_audio, resample
+from ...errors import InvalidReferenceError, UserInputError, WeightsUnavailableError
+from ...pitch import PitchTrack, load_pitch_model, track_pitch
+from ...weights import seedvc_folder, seedvc_missing
+from ..base import Converter, check_inputs, register
+
+RUNTIME = "singvc.converters.seedvc.runtime"
+FEATURES = "singvc.converters.seedvc.features"
+#: mel frames cross-faded at each window join (as the reference implementation)
+OVERLAP_FRAMES = 16
+
+
+@dataclass
+class PreparedVoice:
+    """What the converter derived from a target voice (``features`` is a runtime.ReferenceFeatures)."""
+
+    name: str
+    features: Any
+    seconds: float
+
+
+@register
+class SeedVCConverter(Converter):
+    name: ClassVar[str] = "seedvc"
+    summary: ClassVar[str] = "Seed-VC neural zero-shot conversion (44.1 kHz DiT + BigVGAN; weights: singvc models fetch seedvc)"
+    sample_rate: ClassVar[int | None] = 44100
+    uses_voice: ClassVar[bool] = True
+    settings: ClassVar[tuple[str, ...]] = ("steps", "cfg", "seed", "seedvc_dir")
+
+    def __init__(self, steps: int = 30, cfg: float = 0.7, seed: int = 0, seedvc_dir: str | None = None):
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= steps <= 200:
+            raise UserInputError(f"steps must be an integer from 1 to 200 (got {steps!r})")
+        if not isinstance(cfg, (int, float)) or not 0.0 <= float(cfg) <= 5.0:
+            raise UserInputError(f"cfg must be a number from 0 to 5 (got {cfg!r})")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise UserInputError(f"seed must be a whole number >= 0 (got {seed!r})")
+        self.steps, self.cfg, self.seed, self.seedvc_dir = int(steps), float(cfg), int(seed), seedvc_dir
+        self._stack = None
+
+    # -- models -------------------------------------------------------------------------------------
+    def check_ready(self) -> None:
+        """Raise :class:`WeightsUnavailableError` (one line) when a Seed-VC file is missing; no torch."""
+        self.check_weights()
+
+    def check_weights(self) -> None:
+        """Raise :class:`WeightsUnavailableError` (one line) when a Seed-VC file is missing; no torch."""
+        problem = seedvc_missing(self.seedvc_dir)
+        if problem:
+            raise WeightsUnavailableError(problem)
+
+    def stack(self):
+        """The loaded networks (``runtime.SeedVCStack``), once."""
+        if self._stack is None:
+            self.check_weights()
+            runtime = importlib.import_module(RUNTIME)
+            self._stack = runtime.SeedVCStack.from_folder(seedvc_folder(self.seedvc_dir), device=self.device)
+        return self._stack
+
+    # -- the target voice ---------------------------------------------------------------------------
+    def prepare(self, voice: Any) -> PreparedVoice:
+        self.check_weights()
+        clips = list(getattr(voice, "clips", []) or [])
+        if not clips:
+            raise InvalidReferenceError(f"voice {getattr(voice, 'name', voice)!r} keeps no clip: the seedvc "
+                                        "converter needs the reference audio (enroll it from a clip, or pass --voice CLIP)")
+        rate = self.sample_rate
+        parts = []
+        for clip in clips:
+            audio, sr = load_audio(clip, "voice clip")
+            parts.append(resample(audio.mean(axis=0, keepdims=True), sr, rate)[0])
+        audio = np.concatenate(parts).astype(np.float32)
+        level = np.abs(audio)
+        loud = np.flatnonzero(level > 10 ** (-40 / 20) * max(float(level.max()), 1e-9))
+        start = int(loud[0]) if loud.size else 0
+        audio = audio[start: start + rate * 25]
+        torch = importlib.import_module("torch")
+        features = importlib.import_module(FEATURES)
+        track = track_pitch(audio[None], rate, load_pitch_model("tiny", self.device, backend="auto"))
+        f0 = features.f0_on_grid(track.times, track.f0, track.voiced, audio.size, rate)
+        prepared = self.stack().reference_features(torch.from_numpy(audio)[None], torch.from_numpy(f0)[None])
+        return PreparedVoice(getattr(voice, "name", "reference"), prepared, audio.size / rate)
+
+    # -- conversion -----------------------------------------------------------------------------------
+    def convert(self, vocals, sample_rate: int, pitch: PitchTrack, semitones: float, voice: Any = None,
+                progress: bool = False, callback: Callable[[dict], None] | None = None,
+                out: "np.ndarray | DiskAudio | None" = None) -> np.ndarray:
+        audio = check_inputs(vocals, sample_rate, pitch, semitones)
+        if sample_rate != self.sample_rate:
+            raise UserInputError(f"the seedvc converter works at {self.sample_rate} Hz (got {sample_rate})")
+        if not isinstance(voice, PreparedVoice):
+            raise UserInputError("the seedvc converter needs a target voice (--voice)")
+        torch = importlib.import_module("torch")
+        features = importlib.import_module(FEATURES)
+        stack = self.stack()
+        n = audio.shape[-1]
+        mono = np.asarray(audio[:, :], dtype=np.float32).mean(axis=0)
+        f0 = features.f0_on_grid(pitch.times, np.asarray(pitch.f0) * 2.0 ** (float(semitones) / 12.0),
+                                 pitch.voiced, n, sample_rate)
+        ref = voice.features
+        src = stack.source_features(torch.from_numpy(mono)[None], torch.from_numpy(f0)[None])
+        wave = self._windows(stack, src.cond, ref, progress, callback, n / sample_rate)
+        wave = np.pad(wave, (0, max(0, n - wave.size)))[:n].astype(np.float32)
+        out = out if out is not None else np.zeros(audio.shape, np.float32)
+        for ch in range(audio.shape[0]):
+            out[ch, :] = wave
+        return out
+
+    def _windows(self, stack, cond, ref, progress, callback, seconds_total: float) -> np.ndarray:
+        """Sample and vocode ``cond`` in windows of (context − prompt) frames joined by squared-cosine
+        cross-fades over :data:`OVERLAP_FRAMES` (noise: one generator per window, seeded ``seed + k``)."""
+        torch = importlib.import_module("torch")
+        runtime = importlib.import_module(RUNTIME)
+        c = stack.config
+        hop = c.hop_length
+        prompt = ref.mel.shape[-1]
+        window = c.sample_rate // hop * runtime.CONTEXT_SECONDS - prompt
+        total = cond.shape[1]
+        fade = OVERLAP_FRAMES * hop
+        ramp_out = np.cos(np.linspace(0, np.pi / 2, fade)) ** 2
+        pieces: list[np.ndarray] = []
+        tail = None
+        start, k = 0, 0
+        while start < total:
+            chunk = cond[:, start: start + window]
+            last = start + window >= total
+            mel = stack.sample(torch.cat([ref.prompt_cond, chunk], dim=1), ref, self.steps, self.cfg, self.seed + k)
+            wave = stack.vocode(mel)[0].cpu().numpy()
+            if tail is not None:
+                head = wave[:fade].copy()
+                wave[: min(fade, wave.size)] = (head * ramp_out[::-1][: head.size] + tail[: head.size] * ramp_out[: head.size])
+            if last:
+                pieces.append(wave)
+                break
+            pieces.append(wave[:-fade])
+            tail = wave[-fade:]
+            start += mel.shape[-1] - OVERLAP_FRAMES
+            k += 1
+            if callback is not None:
+                callback({"stage": "convert", "seconds_done": start * hop / c.sample_rate, "seconds_total": seconds_total})
+        return np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
+
+    def describe(self) -> dict:
+        info = {"name": self.name, "steps": self.steps, "cfg": self.cfg, "seed": self.seed}
+        if self._stack is not None:
+            info["model_folder"] = str(seedvc_folder(self.seedvc_dir))
+        return info
