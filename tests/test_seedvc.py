@@ -160,3 +160,67 @@ def test_f0_grid_keeps_unvoiced_frames_at_zero():
     grid = f0_on_grid(times, f0, voiced, 44100, 44100)
     assert grid.size == 16000 // 160 + 1
     assert np.allclose(grid[:45], 220.0, rtol=1e-5) and np.all(grid[55:] == 0)
+
+
+# -- the converter ----------------------------------------------------------------------------------
+
+def _sung(seconds: float, f0: float, rate: int = 44100) -> tuple[np.ndarray, "PitchTrack"]:
+    from singvc.pitch import PitchTrack
+
+    t = np.arange(int(seconds * rate)) / rate
+    voiced = (t % 0.75) < 0.6
+    phase = 2 * np.pi * f0 * t
+    wave = (sum((0.2 / k) * np.sin(k * phase) for k in range(1, 8)) * voiced).astype(np.float32)
+    times = np.arange(0, seconds, 0.01)
+    track = PitchTrack(times=times, f0=np.full(times.size, f0), periodicity=np.ones(times.size),
+                       voiced=(times % 0.75) < 0.6, hop=0.01, model="tiny")
+    return np.stack([wave, 0.5 * wave]), track
+
+
+def test_missing_weights_fail_at_once_without_loading_torch(tmp_path):
+    """One line naming the files and the folder, in well under 5 s, torch never imported."""
+    import subprocess
+    import sys
+    import time
+
+    code = ("import sys; from singvc.converters import get_converter; from singvc.errors import WeightsUnavailableError\n"
+            f"c = get_converter('seedvc', seedvc_dir={str(tmp_path)!r})\n"
+            "try:\n    c.check_ready()\nexcept WeightsUnavailableError as e:\n"
+            "    print(e.exit_code, 'torch' in sys.modules, str(e))")
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert time.monotonic() - start < 5
+    code_, torch_loaded, message = done.stdout.strip().split(" ", 2)
+    assert (code_, torch_loaded) == ("3", "False")
+    assert "\n" not in message and str(tmp_path) in message and "campplus_cn_common.bin" in message
+    assert "whisper-small/model.safetensors" in message and "bigvgan_v2_44khz_128band_512x/config.json" in message
+
+
+def test_converter_output_is_aligned_and_deterministic():
+    from singvc.converters import get_converter
+
+    conv = get_converter("seedvc", steps=2, cfg=0.7, seed=3, seedvc_dir=str(FIXTURE))
+    ref, ref_track = _sung(1.2, 330.0)
+    voice = conv.prepare_audio(ref, 44100, ref_track)
+    vocals, track = _sung(1.7, 220.0)
+    a = conv.convert(vocals, 44100, track, 2.0, voice=voice)
+    b = conv.convert(vocals, 44100, track, 2.0, voice=voice)
+    assert a.shape == vocals.shape and a.dtype == np.float32 and np.isfinite(a).all()
+    assert np.array_equal(a, b)
+    other = get_converter("seedvc", steps=2, cfg=0.7, seed=4, seedvc_dir=str(FIXTURE))
+    other._stack = conv._stack
+    assert not np.array_equal(a, other.convert(vocals, 44100, track, 2.0, voice=voice))
+    assert conv.describe() == {"name": "seedvc", "steps": 2, "cfg": 0.7, "seed": 3, "model_folder": str(FIXTURE)}
+
+
+def test_weights_table_matches_the_folder_layout_the_runtime_reads(tmp_path):
+    from singvc import weights
+
+    specs = weights.members("seedvc")
+    assert [s.name for s in specs] == ["seedvc-dit", "seedvc-campplus", "seedvc-whisper-small", "seedvc-bigvgan"]
+    root = weights.models_dir() / weights.SEEDVC_FOLDER
+    listed = sorted(str((s.default_folder() / f.name).relative_to(root)) for s in specs for f in s.files)
+    assert listed == sorted(str(p.relative_to(tmp_path)) for p in required_files(tmp_path))
+    assert all(f.url.startswith("https://huggingface.co/") for s in specs for f in s.files)
+    assert weights.seedvc_missing(FIXTURE) is None

@@ -29,6 +29,8 @@ RUNTIME = "singvc.converters.seedvc.runtime"
 FEATURES = "singvc.converters.seedvc.features"
 #: mel frames cross-faded at each window join (as the reference implementation)
 OVERLAP_FRAMES = 16
+#: the reference is cut to this many seconds (the model's in-context prompt)
+MAX_REFERENCE_SECONDS = 25
 
 
 @dataclass
@@ -93,13 +95,22 @@ class SeedVCConverter(Converter):
         level = np.abs(audio)
         loud = np.flatnonzero(level > 10 ** (-40 / 20) * max(float(level.max()), 1e-9))
         start = int(loud[0]) if loud.size else 0
-        audio = audio[start: start + rate * 25]
+        audio = audio[start: start + rate * MAX_REFERENCE_SECONDS]
+        track = track_pitch(audio[None], rate, load_pitch_model("tiny", self.device, backend="auto"))
+        return self.prepare_audio(audio[None], rate, track, getattr(voice, "name", "reference"))
+
+    def prepare_audio(self, audio: np.ndarray, sample_rate: int, pitch: PitchTrack, name: str = "reference") -> PreparedVoice:
+        """What the model derives from a reference clip (float32 ``[channels, samples]`` at
+        ``sample_rate`` = 44100, at most 25 s are used) and its pitch track: style vector, prompt
+        mel, content features and F0 conditioning."""
+        if sample_rate != self.sample_rate:
+            raise UserInputError(f"the seedvc converter works at {self.sample_rate} Hz (got {sample_rate})")
+        mono = np.asarray(audio, np.float32).mean(axis=0)[: sample_rate * MAX_REFERENCE_SECONDS]
         torch = importlib.import_module("torch")
         features = importlib.import_module(FEATURES)
-        track = track_pitch(audio[None], rate, load_pitch_model("tiny", self.device, backend="auto"))
-        f0 = features.f0_on_grid(track.times, track.f0, track.voiced, audio.size, rate)
-        prepared = self.stack().reference_features(torch.from_numpy(audio)[None], torch.from_numpy(f0)[None])
-        return PreparedVoice(getattr(voice, "name", "reference"), prepared, audio.size / rate)
+        f0 = features.f0_on_grid(pitch.times, pitch.f0, pitch.voiced, mono.size, sample_rate)
+        prepared = self.stack().reference_features(torch.from_numpy(mono)[None], torch.from_numpy(f0)[None])
+        return PreparedVoice(name, prepared, mono.size / sample_rate)
 
     # -- conversion -----------------------------------------------------------------------------------
     def convert(self, vocals, sample_rate: int, pitch: PitchTrack, semitones: float, voice: Any = None,
