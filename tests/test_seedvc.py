@@ -224,3 +224,32 @@ def test_weights_table_matches_the_folder_layout_the_runtime_reads(tmp_path):
     assert listed == sorted(str(p.relative_to(tmp_path)) for p in required_files(tmp_path))
     assert all(f.url.startswith("https://huggingface.co/") for s in specs for f in s.files)
     assert weights.seedvc_missing(FIXTURE) is None
+
+
+def test_windows_cut_in_pauses_and_cover_every_frame():
+    from singvc.converters.seedvc.converter import window_spans
+
+    voiced = np.ones(1000, bool)
+    voiced[250:270] = False  # a pause inside the search zone of the first window
+    spans = window_spans(voiced, 300, 16)
+    assert spans[0][0] == 0 and spans[-1][1] == 1000
+    assert all(b - a <= 300 for a, b in spans)
+    assert all(spans[i][1] - spans[i + 1][0] == 16 for i in range(len(spans) - 1))  # the cross-fades
+    join = spans[0][1] - 8  # the centre of the first cross-fade
+    assert 250 <= join < 270 and not voiced[spans[1][0]:spans[0][1]].any()
+    assert window_spans(np.ones(100, bool), 300, 16) == [(0, 100)]
+
+
+def test_a_vocal_longer_than_the_context_is_converted_in_cross_faded_windows(monkeypatch):
+    import singvc.converters.seedvc.runtime as runtime
+    from singvc.converters import get_converter
+
+    conv = get_converter("seedvc", steps=1, cfg=0.0, seed=0, seedvc_dir=str(FIXTURE))
+    ref, ref_track = _sung(1.2, 330.0)
+    voice = conv.prepare_audio(ref, 44100, ref_track)
+    vocals, track = _sung(1.7, 220.0)
+    calls = []
+    monkeypatch.setattr(runtime, "CONTEXT_SECONDS", 2)  # 172 frames of context, 69 after the prompt
+    out = conv.convert(vocals, 44100, track, 0.0, voice=voice, callback=calls.append)
+    assert out.shape == vocals.shape and np.isfinite(out).all()
+    assert len(calls) >= 2 and calls[-1]["seconds_done"] == pytest.approx(146 * 512 / 44100)

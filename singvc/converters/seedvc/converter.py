@@ -33,6 +33,35 @@ OVERLAP_FRAMES = 16
 MAX_REFERENCE_SECONDS = 25
 
 
+def window_spans(voiced: np.ndarray, window: int, overlap: int, search: int | None = None) -> list[tuple[int, int]]:
+    """Frame spans ``[(start, stop), ...]`` covering ``len(voiced)`` frames, each at most ``window``
+    long; consecutive spans share ``overlap`` frames (the cross-fade), centred where possible in
+    the longest pause (unvoiced run) among the last ``search`` frames of a window (default a
+    third of it), else at the window's end."""
+    total = int(len(voiced))
+    if window <= 2 * overlap:
+        raise ValueError(f"window ({window} frames) must exceed twice the overlap ({overlap})")
+    search = window // 3 if search is None else search
+    half = overlap // 2
+    spans: list[tuple[int, int]] = []
+    start = 0
+    while True:
+        if total - start <= window:
+            spans.append((start, total))
+            return spans
+        lo = max(start + window - search, start + overlap + half + 1)
+        hi = start + window - (overlap - half)  # the cut: stop = cut + (overlap - half) <= start + window
+        quiet = ~np.asarray(voiced[lo:hi], bool)
+        cut = hi
+        if quiet.any():
+            edges = np.flatnonzero(np.diff(np.concatenate([[0], quiet.astype(np.int8), [0]])))
+            runs = list(zip(edges[::2], edges[1::2]))
+            a, b = max(runs, key=lambda r: (r[1] - r[0], r[0]))
+            cut = lo + (a + b) // 2
+        spans.append((start, cut + overlap - half))
+        start = cut - half
+
+
 @dataclass
 class PreparedVoice:
     """What the converter derived from a target voice (``features`` is a runtime.ReferenceFeatures)."""
@@ -130,46 +159,42 @@ class SeedVCConverter(Converter):
                                  pitch.voiced, n, sample_rate)
         ref = voice.features
         src = stack.source_features(torch.from_numpy(mono)[None], torch.from_numpy(f0)[None])
-        wave = self._windows(stack, src.cond, ref, progress, callback, n / sample_rate)
+        frames = src.cond.shape[1]
+        grid_voiced = f0 > 0  # 100 frames/s -> mel frames (nearest)
+        at = np.minimum((np.arange(frames) * stack.config.hop_length / sample_rate * 100).round().astype(int),
+                        grid_voiced.size - 1)
+        wave = self._windows(stack, src.cond, ref, grid_voiced[at], progress, callback, n / sample_rate)
         wave = np.pad(wave, (0, max(0, n - wave.size)))[:n].astype(np.float32)
         out = out if out is not None else np.zeros(audio.shape, np.float32)
         for ch in range(audio.shape[0]):
             out[ch, :] = wave
         return out
 
-    def _windows(self, stack, cond, ref, progress, callback, seconds_total: float) -> np.ndarray:
-        """Sample and vocode ``cond`` in windows of (context − prompt) frames joined by squared-cosine
-        cross-fades over :data:`OVERLAP_FRAMES` (noise: one generator per window, seeded ``seed + k``)."""
+    def _windows(self, stack, cond, ref, voiced, progress, callback, seconds_total: float) -> np.ndarray:
+        """Sample and vocode ``cond`` in windows of at most (context − prompt) frames, cut in pauses
+        (:func:`window_spans`) and joined by squared-cosine cross-fades over :data:`OVERLAP_FRAMES`;
+        every window gets the same prompt and style, and noise from its own generator (``seed + k``)."""
         torch = importlib.import_module("torch")
         runtime = importlib.import_module(RUNTIME)
         c = stack.config
         hop = c.hop_length
-        prompt = ref.mel.shape[-1]
-        window = c.sample_rate // hop * runtime.CONTEXT_SECONDS - prompt
-        total = cond.shape[1]
+        window = c.sample_rate // hop * runtime.CONTEXT_SECONDS - ref.mel.shape[-1]
         fade = OVERLAP_FRAMES * hop
-        ramp_out = np.cos(np.linspace(0, np.pi / 2, fade)) ** 2
-        pieces: list[np.ndarray] = []
-        tail = None
-        start, k = 0, 0
-        while start < total:
-            chunk = cond[:, start: start + window]
-            last = start + window >= total
-            mel = stack.sample(torch.cat([ref.prompt_cond, chunk], dim=1), ref, self.steps, self.cfg, self.seed + k)
+        ramp_out = (np.cos(np.linspace(0, np.pi / 2, fade)) ** 2).astype(np.float32)
+        out = np.zeros(cond.shape[1] * hop, np.float32)
+        for k, (a, b) in enumerate(window_spans(voiced, window, OVERLAP_FRAMES)):
+            mel = stack.sample(torch.cat([ref.prompt_cond, cond[:, a:b]], dim=1), ref, self.steps, self.cfg, self.seed + k)
             wave = stack.vocode(mel)[0].cpu().numpy()
-            if tail is not None:
-                head = wave[:fade].copy()
-                wave[: min(fade, wave.size)] = (head * ramp_out[::-1][: head.size] + tail[: head.size] * ramp_out[: head.size])
-            if last:
-                pieces.append(wave)
-                break
-            pieces.append(wave[:-fade])
-            tail = wave[-fade:]
-            start += mel.shape[-1] - OVERLAP_FRAMES
-            k += 1
+            if k > 0:  # fade in over the previous window's fade-out (both cover the same 16 frames)
+                wave[:fade] *= ramp_out[::-1]
+                out[a * hop: a * hop + fade] *= ramp_out
+                out[a * hop: a * hop + fade] += wave[:fade]
+                out[a * hop + fade: b * hop] = wave[fade:]
+            else:
+                out[: b * hop] = wave
             if callback is not None:
-                callback({"stage": "convert", "seconds_done": start * hop / c.sample_rate, "seconds_total": seconds_total})
-        return np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
+                callback({"stage": "convert", "seconds_done": b * hop / c.sample_rate, "seconds_total": seconds_total})
+        return out
 
     def describe(self) -> dict:
         info = {"name": self.name, "steps": self.steps, "cfg": self.cfg, "seed": self.seed}
