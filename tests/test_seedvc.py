@@ -211,7 +211,12 @@ def test_converter_output_is_aligned_and_deterministic():
     other = get_converter("seedvc", steps=2, cfg=0.7, seed=4, seedvc_dir=str(FIXTURE))
     other._stack = conv._stack
     assert not np.array_equal(a, other.convert(vocals, 44100, track, 2.0, voice=voice))
-    assert conv.describe() == {"name": "seedvc", "steps": 2, "cfg": 0.7, "seed": 3, "model_folder": str(FIXTURE)}
+    info = conv.describe()
+    assert {k: info[k] for k in ("name", "steps", "cfg", "seed", "model_folder")} == {
+        "name": "seedvc", "steps": 2, "cfg": 0.7, "seed": 3, "model_folder": str(FIXTURE)}
+    files = {f["file"]: f for f in info["model_files"]}
+    assert len(files) == 8 and files["campplus_cn_common.bin"]["bytes"] == (FIXTURE / "campplus_cn_common.bin").stat().st_size
+    assert all(len(f["sha256"]) == 64 for f in files.values())
 
 
 def test_weights_table_matches_the_folder_layout_the_runtime_reads(tmp_path):

@@ -20,6 +20,7 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 
 from ...audio import DiskAudio, load_audio, resample
+from ...cache import file_checksum
 from ...errors import InvalidReferenceError, UserInputError, WeightsUnavailableError
 from ...pitch import PitchTrack, load_pitch_model, track_pitch
 from ...weights import seedvc_folder, seedvc_missing
@@ -88,6 +89,7 @@ class SeedVCConverter(Converter):
             raise UserInputError(f"seed must be a whole number >= 0 (got {seed!r})")
         self.steps, self.cfg, self.seed, self.seedvc_dir = int(steps), float(cfg), int(seed), seedvc_dir
         self._stack = None
+        self._files: list[dict] | None = None
 
     # -- models -------------------------------------------------------------------------------------
     def check_ready(self) -> None:
@@ -196,8 +198,18 @@ class SeedVCConverter(Converter):
                 callback({"stage": "convert", "seconds_done": b * hop / c.sample_rate, "seconds_total": seconds_total})
         return out
 
+    def model_files(self) -> list[dict]:
+        """Each Seed-VC file read: path relative to the model folder, bytes and SHA-256 (hashed once)."""
+        if self._files is None:
+            runtime = importlib.import_module(RUNTIME)
+            root = seedvc_folder(self.seedvc_dir)
+            self._files = [{"file": str(p.relative_to(root)), **file_checksum(p)} for p in runtime.required_files(root)]
+        return self._files
+
     def describe(self) -> dict:
+        """Name, steps, cfg, seed; after the models are loaded also the folder and every file with its checksum."""
         info = {"name": self.name, "steps": self.steps, "cfg": self.cfg, "seed": self.seed}
         if self._stack is not None:
             info["model_folder"] = str(seedvc_folder(self.seedvc_dir))
+            info["model_files"] = self.model_files()
         return info
