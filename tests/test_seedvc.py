@@ -164,7 +164,7 @@ def test_f0_grid_keeps_unvoiced_frames_at_zero():
 
 # -- the converter ----------------------------------------------------------------------------------
 
-def _sung(seconds: float, f0: float, rate: int = 44100) -> tuple[np.ndarray, "PitchTrack"]:
+def _sung(seconds: float, f0: float, rate: int = 44100) -> tuple:
     from singvc.pitch import PitchTrack
 
     t = np.arange(int(seconds * rate)) / rate
