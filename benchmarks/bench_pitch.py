@@ -283,13 +283,13 @@ def crepe_track(case: Case, conf: dict, models: dict, cache: Path | None) -> tup
 
 
 def refine_16k(case: Case, track: PitchTrack) -> tuple[PitchTrack, float]:
-    """The refinement as track_pitch does it: on the 16 kHz mono signal crepe saw (resampling
-    included in the time)."""
+    """The refinement as track_pitch does it: on the 16 kHz mono signal crepe saw (made for crepe
+    anyway, so its resampling is not counted)."""
     from singvc.audio import mono_resampled
     from singvc.pitch import CREPE_SAMPLE_RATE
 
-    t0 = time.perf_counter()
     x16 = mono_resampled(case.audio, case.sample_rate, CREPE_SAMPLE_RATE)
+    t0 = time.perf_counter()
     refined = refine_track(x16[None], CREPE_SAMPLE_RATE, track)
     return refined, time.perf_counter() - t0
 
@@ -423,14 +423,19 @@ def write_report(results: list[dict], configs: dict, cases: list[Case], out: Pat
         lines.append(f"| `{cname}` | " + " | ".join(cells) + " |")
     lines += ["", "Notes:", "",
               "- Refinement runs StoneMask (pyworld) on each voiced frame around crepe's value; a frame keeps crepe's "
-              "value when the correction exceeds 50 cents, differs by more than 15 cents from the median correction of "
+              "value when the correction exceeds 100 cents, differs by more than 20 cents from the median correction of "
               "the 2 frames each side, or StoneMask finds no harmonics; accepted runs are smoothed by a 5-frame "
               "quadratic Savitzky-Golay filter (`singvc.pitch.refine_f0`).",
+              "- Guard limits: with 50 and 15 cents (the first setting tried) the refined `full-stride2` vocals measured "
+              "1.85 / 16.2 / 41 (median / p95 / p99, env-smoothed) and 3.01 / 25.8 / 59 (as analysed); 100 and 20 gave "
+              "1.84 / 14.4 / 36 and 3.10 / 25.3 / 59, tones unchanged, breath +0.06 cents worse (both with scipy's "
+              "savgol_filter smoothing the ends of runs too; the final filter leaves the 2 frames at each end of a "
+              "run, and is ten times faster: the figures above).",
               "- Breath (noise pulsed at the glottal cycle, 1-6 kHz) is where refinement loses to crepe `full`: "
               "StoneMask weights its six harmonics by amplitude, and the upper ones drown. Measured during tuning "
               "(crepe `full`): falling back to crepe where the refined contour is rough (rms residual from a 9-frame "
               "quartic fit > 2 cents) brings breath back to crepe's level (median 2.06) but costs the vocals "
-              "(env-smoothed p95 16.8 -> 18.7, env-as-analysed median 3.19 -> 3.93); a harmonic estimator weighting "
+              "(with the 50/15-cent guards: env-smoothed p95 16.8 -> 18.7, env-as-analysed median 3.19 -> 3.93); a harmonic estimator weighting "
               "harmonics by power fixes breath (0.68) but is worse on the vocals (median 2.69 vs 1.91 with `tiny`). "
               "Neither is used.",
               "- jay_7s moves fast (harvest's contour, even smoothed, has a median slope of 2400 cents/s): it is where "
@@ -443,7 +448,7 @@ def write_report(results: list[dict], configs: dict, cases: list[Case], out: Pat
     for cname in configs:
         t = summary[f"{cname}/time"]
         lines.append(f"| `{cname}` | {t['crepe_seconds']:.1f} | {t['refine_seconds']:.2f} | {100 * t['refine_share']:.2f} % |")
-    lines += ["", "Refinement time includes resampling to 16 kHz (in `track_pitch` the 16 kHz signal is already made for crepe). "
+    lines += ["", "Refinement time: `refine_track` on the 16 kHz signal (`track_pitch` makes it for crepe anyway). "
               "With `--cache`, crepe times are those of the run that filled the cache. The machine was shared with other jobs.",
               "", "## Worst change of a case's median error by refinement", ""]
     for cname, v in worse.items():

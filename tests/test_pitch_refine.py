@@ -77,11 +77,13 @@ def test_guard_refuses_jumps_large_corrections_and_frames_without_harmonics(monk
     voiced[:5] = False
     delta = np.full(n, 4.0)
     delta[20] = 40.0  # a jump of one frame: within max_cents, not within jump_cents of its neighbours
-    delta[35] = -70.0  # beyond max_cents
+    delta[35] = -150.0  # beyond max_cents (a neighbour check alone would refuse it too)
     delta[45] = np.nan  # StoneMask found no harmonics
     monkeypatch.setattr(pitch, "stonemask_f0", fake_stonemask(delta))
     out, accepted = refine_f0(np.zeros((1, 16000), np.float32), RATE, times, f0, voiced, smooth=0)
     assert not accepted[[20, 35, 45]].any() and not accepted[:5].any()
+    _, accepted_loose = refine_f0(np.zeros((1, 16000), np.float32), RATE, times, f0, voiced, smooth=0, jump_cents=1e9)
+    assert not accepted_loose[35]  # refused for its size alone
     assert np.array_equal(out[[20, 35, 45]], f0[[20, 35, 45]])
     assert np.array_equal(out[:5], f0[:5])  # unvoiced frames untouched
     others = np.setdiff1d(np.arange(5, n), [20, 35, 45])
