@@ -5,7 +5,7 @@ turn the chosen bin into cents with random dither, so two runs differ and vibrat
 Here the Viterbi path is taken for robustness (no octave jumps), then each frame is refined by
 the activation-weighted mean of exact bin centres (``20 * bin + 1997.38`` cents) around the
 chosen bin. The result is deterministic, keeps vibrato and slides, and no filter is applied to
-the contour. Voicing comes from periodicity (the activation at the chosen bin) with hysteresis,
+crepe's contour. Voicing comes from periodicity (the activation at the chosen bin) with hysteresis,
 gated by frame loudness.
 
 Then (``refine=True``, the default) each voiced frame is refined by the instantaneous frequency
@@ -500,8 +500,8 @@ def drop_short_runs(mask: np.ndarray, min_frames: int) -> np.ndarray:
 
 
 #: largest correction (cents) the refinement may make to crepe's value on a frame (StoneMask itself
-#: stops at 20 %); 100 rather than 50 lowers the p95 error on re-synthesised vocals from 16.2 to
-#: 14.4 cents with no jump added (p99 41 -> 36; docs/pitch-benchmark.md)
+#: stops at 20 %); 100 (and 20 below) rather than 50 (and 15) lowers the p95 error on re-synthesised
+#: vocals from 16.2 to 14.7 cents with no jump added (p99 41 -> 36; docs/pitch-benchmark.md)
 REFINE_MAX_CENTS = 100.0
 #: a frame's correction may differ from the median correction of its neighbours by this many cents
 REFINE_JUMP_CENTS = 20.0
