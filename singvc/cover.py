@@ -183,7 +183,7 @@ def run_report(settings: CoverSettings, track: PitchTrack, timer: Timer, warning
     """The report entries every run shares: pitch summary, time and memory per stage, warnings, versions."""
     return {
         "pitch": {"model": settings.pitch_model, "hop_seconds": track.hop, "stride": settings.pitch_stride,
-                  "voiced_share": round(float(track.voiced.mean()), 4)},
+                  "refined": bool(track.refined), "voiced_share": round(float(track.voiced.mean()), 4)},
         "seconds": {k: round(v, 3) for k, v in timer.seconds.items()},
         "peak_memory_mb": dict(timer.peak_mb),
         "warnings": warnings,

@@ -259,6 +259,8 @@ class Engine:
         audio = as_audio(audio)
         model = model or self.settings.pitch_model
         settings = {"model": model, "hop": self.settings.pitch_hop, "stride": self.settings.pitch_stride}
+        if self.settings.pitch_refine:  # unrefined tracks keep the key they were cached under
+            settings["refine"] = True
         digest = audio_digest(audio, sample_rate)
         keys = ("times", "f0", "periodicity", "voiced", "hop")
         cached = self.cache.load("pitch", digest, settings, keys=keys)
@@ -269,9 +271,10 @@ class Engine:
         if cached is not None:
             return PitchTrack(times=cached["times"], f0=cached["f0"], periodicity=cached["periodicity"],
                               voiced=cached["voiced"].astype(bool), hop=float(cached["hop"]),
-                              model=model), True
+                              model=model, refined=self.settings.pitch_refine), True
         track = track_pitch(audio, sample_rate, self.pitch_model_for(model), hop_seconds=self.settings.pitch_hop,
-                            stride=self.settings.pitch_stride, progress=self.progress, callback=self.callback)
+                            stride=self.settings.pitch_stride, refine=self.settings.pitch_refine,
+                            progress=self.progress, callback=self.callback)
         track.check_finite()  # checked before it is cached or used
         self.cache.save("pitch", digest, settings, {
             "times": track.times, "f0": track.f0, "periodicity": track.periodicity,

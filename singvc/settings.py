@@ -99,6 +99,10 @@ SCHEMA: dict[str, Setting] = {s.name: s for s in [
        flag="--pitch-hop", commands=_PITCH_CMDS, metavar="SECONDS"),
     _s("pitch_stride", int, 2, "run crepe on every N-th frame and fill the rest (1: every frame, about 2x slower)",
        "pitch", range=(1, 4), flag="--pitch-stride", commands=_PITCH_CMDS, metavar="N"),
+    _s("pitch_refine", bool, True, "refine crepe's track by the instantaneous frequency of the voice's harmonics "
+       "(WORLD StoneMask, guarded): vibrato and slides to a fraction of a cent on clean voices "
+       "(docs/pitch-benchmark.md)", "pitch", flag="--no-pitch-refine", const=False, commands=_PITCH_CMDS,
+       flag_help="keep crepe's own track (no harmonic refinement)"),
     # -- range plan -----------------------------------------------------------------------------
     _s("transpose", float, None, "shift by N semitones, overriding the plan", "plan", range=(-36.0, 36.0),
        unit="semitones", flag="--transpose", commands=("cover", "plan"), metavar="N"),
