@@ -54,7 +54,11 @@ from .spectral import FrameGrid, fft_size_for
 #: frames either side used to smooth the backing evidence (median, then mean, each this wide)
 SMOOTH_FRAMES = 3
 #: candidate pitches of the second voice
-CANDIDATE_HZ = 70.0 * 2.0 ** (np.arange(0, int(12 * 8 * math.log2(1000.0 / 70.0)) + 1) / 96.0)
+CANDIDATES_PER_OCTAVE = 192  # 1/16 semitone
+CANDIDATE_HZ = 70.0 * 2.0 ** (np.arange(0, int(CANDIDATES_PER_OCTAVE * math.log2(1000.0 / 70.0)) + 1)
+                              / CANDIDATES_PER_OCTAVE)
+#: the lead's pitch now and this long ago (s) is not taken for another voice (its reverberation)
+LOOKBACK_SECONDS = (0.0, 0.1, 0.2)
 #: band searched for the second voice
 SEARCH_BAND_HZ = (60.0, 5000.0)
 #: half-width of the combs' flat top, in STFT bins (the Hann main lobe spans ±2)
@@ -193,7 +197,8 @@ class _Searcher:
 
 
 def _frame_analysis(X: np.ndarray, freqs: np.ndarray, t_sec: np.ndarray, track: PitchTrack,
-                    grid: FrameGrid, sample_rate: int, opts: SplitOptions, searcher: _Searcher):
+                    grid: FrameGrid, sample_rate: int, opts: SplitOptions, searcher: _Searcher,
+                    backing_track: PitchTrack | None = None):
     """Per-frame lead comb, backing pitch and raw evidence for STFT frames ``X`` ``[ch, bins, T]``."""
     power = np.mean(np.abs(X) ** 2, axis=0)  # [bins, T]
     mag = np.sqrt(power)
@@ -211,13 +216,32 @@ def _frame_analysis(X: np.ndarray, freqs: np.ndarray, t_sec: np.ndarray, track: 
     band = searcher.band
     resid = mag[band] * (1.0 - c_lead[band])
     sal = searcher.weights.T @ resid  # [cands, T]
-    cents = 1200.0 * np.log2(CANDIDATE_HZ[:, None] / np.maximum(f_lead, 1.0)[None, :])
-    near = np.zeros_like(sal, dtype=bool)
-    for octave in (-1200.0, 0.0, 1200.0):
-        near |= np.abs(cents - octave) < 100.0 * opts.exclude_semitones
-    sal = np.where(near & lead_on[None, :], -np.inf, sal)
+    log_c = np.log2(CANDIDATE_HZ)[:, None]
+    allowed = np.ones_like(sal, dtype=bool)
+    # not the lead, nor its octaves, nor what it sang a moment ago (its reverberation)
+    for back_s in LOOKBACK_SECONDS:
+        f_then, v_then = track.f0_at(t_sec - back_s) if back_s else (f_lead, lead_on)
+        v_then = np.asarray(v_then, bool) & in_song
+        cents = 1200.0 * (log_c - np.log2(np.maximum(f_then, 1.0))[None, :])
+        for octave in (-1200.0, 0.0, 1200.0):
+            allowed &= ~((np.abs(cents - octave) < 100.0 * opts.exclude_semitones) & v_then[None, :])
+    given = None
+    if backing_track is not None:
+        f_given, v_given = backing_track.f0_at(t_sec)
+        given = np.asarray(v_given, bool)
+        allowed &= np.abs(1200.0 * (log_c - np.log2(np.maximum(f_given, 1.0))[None, :])) < 60.0
+    sal = np.where(allowed, sal, -np.inf)
     best = np.argmax(sal, axis=0)
-    f_back = CANDIDATE_HZ[best]
+    cols = np.arange(sal.shape[1])
+    # parabolic refinement of the peak on the log-frequency grid
+    s0 = sal[np.maximum(best - 1, 0), cols]
+    s1 = sal[best, cols]
+    s2 = sal[np.minimum(best + 1, len(CANDIDATE_HZ) - 1), cols]
+    den = s0 - 2.0 * s1 + s2
+    ok = np.isfinite(s0) & np.isfinite(s2) & (den < 0)
+    shift = np.where(ok, 0.5 * (s0 - s2) / np.where(ok, den, 1.0), 0.0)
+    f_back = CANDIDATE_HZ[best] * 2.0 ** (np.clip(shift, -0.5, 0.5) / CANDIDATES_PER_OCTAVE)
+    possible = np.isfinite(s1)
     # evidence: the residual energy its comb holds, against the share a comb that dense holds of noise
     comb_b = harmonic_comb(searcher.freqs, f_back, np.ones(len(f_back), bool), sigma0, SEARCH_BAND_HZ[1])
     r2 = resid ** 2
@@ -228,12 +252,78 @@ def _frame_analysis(X: np.ndarray, freqs: np.ndarray, t_sec: np.ndarray, track: 
     frame_energy = np.sum(power[band], axis=0)
     rel_db = 10.0 * np.log10(np.maximum(captured, 1e-30) / np.maximum(frame_energy, 1e-30))
     lo, hi = opts.harmonicity
-    ev = np.clip((ratio - lo) / (hi - lo), 0.0, 1.0)
+    ev = np.clip((ratio - lo) / (hi - lo), 0.0, 1.0) if given is None else given.astype(np.float64)
     lo, hi = opts.backing_floor_db
-    ev *= np.clip((rel_db - lo) / (hi - lo), 0.0, 1.0)
+    ev *= np.clip((rel_db - lo) / (hi - lo), 0.0, 1.0) * possible
     level_db = 10.0 * np.log10(np.maximum(np.mean(power, axis=0), 1e-30) / np.sum(grid.window ** 2))
     ev *= level_db > opts.silence_db
     return c_lead, f_back, ev, f_lead, lead_on
+
+
+def lead_residual(
+    vocals: "np.ndarray | DiskAudio",
+    sample_rate: int,
+    track: PitchTrack,
+    options: SplitOptions | None = None,
+    out: "np.ndarray | DiskAudio | None" = None,
+    block: int | None = None,
+) -> "np.ndarray | DiskAudio":
+    """What of ``vocals`` is not on the lead's harmonics: the stem with the lead comb (see the
+    module docstring) taken out of every frame where ``track`` is voiced. float32 ``[channels,
+    samples]`` (``out`` when given). Tracking its pitch (:func:`track_backing`) finds the backing."""
+    opts = options or SplitOptions()
+    opts.check()
+    audio = as_audio(vocals, "vocals")
+    check_finite(audio, "vocals")
+    channels, n = audio.shape
+    result = out if out is not None else new_like(audio)
+    grid = FrameGrid(fft_size_for(sample_rate), n)
+    freqs = grid.freqs(sample_rate)
+    sigma0 = SIGMA_BINS * sample_rate / grid.n_fft
+    tol = 2.0 ** (opts.track_tolerance_cents / 1200.0) - 1.0
+    half_win = 0.5 * grid.n_fft / sample_rate
+    for start, stop in blocks(n, block or (1 << 20)):
+        t0, t1 = grid.frames_touching(start, stop)
+        X = grid.analyse(audio, t0, t1)
+        t_sec = grid.times(t0, t1, sample_rate)
+        f_lead, v_lead = track.f0_at(t_sec)
+        slope = np.abs(track.f0_at(t_sec + half_win)[0] - track.f0_at(t_sec - half_win)[0])
+        in_song = (t_sec >= track.times[0] - track.hop) & (t_sec <= track.times[-1] + track.hop)
+        comb = harmonic_comb(freqs, f_lead, np.asarray(v_lead, bool) & in_song, sigma0, opts.max_harmonic_hz,
+                             tol, slope)
+        result[:, start:stop] = grid.overlap_add(X * (1.0 - comb)[None], t0, start, stop).astype(np.float32)
+    return result
+
+
+def track_backing(
+    vocals: "np.ndarray | DiskAudio",
+    sample_rate: int,
+    track: PitchTrack,
+    model,
+    options: SplitOptions | None = None,
+    residual_out: "np.ndarray | DiskAudio | None" = None,
+    voicing_high: float = 0.6,
+    voicing_low: float = 0.4,
+    **track_kwargs,
+) -> PitchTrack:
+    """The pitch track of the strongest voice besides the lead: crepe (``model``, as for the
+    stem) on :func:`lead_residual`. Voiced where that voice is clearly periodic (monophonic);
+    frames within ``options.exclude_semitones`` of the lead or its octaves are unvoiced (what is
+    left of the lead itself). ``residual_out``: a buffer for the residual (e.g. a DiskAudio)."""
+    from .pitch import track_pitch
+
+    opts = options or SplitOptions()
+    residual = lead_residual(vocals, sample_rate, track, opts, out=residual_out)
+    back = track_pitch(residual, sample_rate, model, voicing_high=voicing_high, voicing_low=voicing_low,
+                       **track_kwargs)
+    near = np.zeros(len(back), dtype=bool)
+    for back_s in LOOKBACK_SECONDS:
+        f_then, v_then = track.f0_at(back.times - back_s)
+        cents = 1200.0 * np.log2(np.maximum(back.f0, 1e-6) / np.maximum(f_then, 1e-6))
+        for octave in (-1200.0, 0.0, 1200.0):
+            near |= (np.abs(cents - octave) < 100.0 * opts.exclude_semitones) & np.asarray(v_then, bool)
+    back.voiced = back.voiced & ~near
+    return back
 
 
 def split_lead(
@@ -245,6 +335,7 @@ def split_lead(
     backing_out: "np.ndarray | DiskAudio | None" = None,
     block: int | None = None,
     callback: Callable[[dict], None] | None = None,
+    backing_track: PitchTrack | None = None,
 ) -> tuple["np.ndarray | DiskAudio", "np.ndarray | DiskAudio", SplitReport]:
     """Split a vocal stem into the lead (what follows ``track``) and the backing.
 
@@ -257,6 +348,8 @@ def split_lead(
             :class:`~singvc.audio.DiskAudio` for bounded memory); default new arrays.
         block: samples per block (default :data:`singvc.audio.BLOCK`); the result does not depend on it.
         callback: called with ``{"stage": "split", "seconds_done", "seconds_total"}`` per block.
+        backing_track: a pitch track of the backing (e.g. crepe on a first split's backing); where
+            it is voiced it replaces the harmonic-summation search (the level gate still applies).
 
     Returns:
         ``(lead, backing, report)``: float32 ``[channels, samples]`` each, ``lead + backing ==
@@ -296,7 +389,7 @@ def split_lead(
         X = grid.analyse(audio, t0 - ctx, t1 + ctx)  # [ch, bins, T + 2 ctx]
         t_sec = grid.times(t0 - ctx, t1 + ctx, sample_rate)
         c_lead, f_back, ev, f_lead, lead_on = _frame_analysis(X, freqs, t_sec, track, grid, sample_rate, opts,
-                                                              searcher)
+                                                              searcher, backing_track)
         ev = _moving(_moving(ev, k, "median"), k, "mean")  # frames [t0, t1)
         f_b = f_back[ctx:len(f_back) - ctx]
         X = X[:, :, ctx:X.shape[2] - ctx]
