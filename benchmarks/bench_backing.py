@@ -9,8 +9,9 @@ Mixtures are built from ``../shared/data`` (nothing is written there):
   alternate ``--section``-second stretches, panned (``--pan``, -1 left .. 1 right, constant power)
   and ``--backing-db`` under the lead (RMS over the stretches where it sings); ``none`` = no backing;
 * **room**: dry, or a synthetic room with RT60 0.5, 1 or 2 s: direct sound, six early reflections
-  within 30 ms, then exponentially decaying noise (independent per channel) ``--wet-db`` under the
-  direct sound; each room's RT60 is measured on its impulse response (Schroeder integration, T20).
+  within 30 ms (``--early``, amplitude re the direct sound; together about -12 dB at 0.1), then
+  exponentially decaying noise (independent per channel) ``--wet-db`` under the direct sound; each
+  room's RT60 is measured on its impulse response (Schroeder integration, T20).
 
 The truth of a mixture is (lead × room, backing × room); the stem is their sum. The stem is
 pitch-tracked (crepe, as the pipeline would), the backing tracked by crepe on what the lead's
@@ -70,8 +71,9 @@ def si_sdr(estimate: np.ndarray, reference: np.ndarray) -> float:
     return 10.0 * math.log10(scale * scale * ref_energy / e)
 
 
-def make_room(sample_rate: int, rt60: float, wet_db: float, seed: int) -> np.ndarray:
-    """Direct sound + 6 early reflections (5-30 ms) + a late exponential noise tail, ``[2, taps]``."""
+def make_room(sample_rate: int, rt60: float, wet_db: float, seed: int, early: float = 0.1) -> np.ndarray:
+    """Direct sound + 6 early reflections (5-30 ms, each ``early`` ± 50 % of the direct sound's
+    amplitude) + a late exponential noise tail from 10 ms, ``[2, taps]``."""
     rng = np.random.default_rng(seed)
     length = int(1.2 * rt60 * sample_rate)
     h = np.zeros((2, length))
@@ -79,7 +81,7 @@ def make_room(sample_rate: int, rt60: float, wet_db: float, seed: int) -> np.nda
     for c in range(2):
         for _ in range(6):
             k = int(rng.uniform(0.005, 0.030) * sample_rate)
-            h[c, k] += rng.uniform(0.15, 0.4) * rng.choice([-1.0, 1.0])
+            h[c, k] += early * rng.uniform(0.5, 1.5) * rng.choice([-1.0, 1.0])
     start = int(0.01 * sample_rate)
     t = np.arange(length - start) / sample_rate
     tail = rng.standard_normal((2, len(t))) * 10.0 ** (-3.0 * t / rt60)
@@ -147,6 +149,7 @@ def main() -> None:
     ap.add_argument("--pan", type=float, default=-0.5)
     ap.add_argument("--backing-db", type=float, default=-6.0)
     ap.add_argument("--wet-db", type=float, default=-6.0, help="late tail energy against the direct sound (dB)")
+    ap.add_argument("--early", type=float, default=0.1, help="early reflections' amplitude re the direct sound")
     ap.add_argument("--no-dereverb", action="store_true")
     ap.add_argument("--convert", action="store_true", help="also run the dsp converter downstream")
     ap.add_argument("--voice", default="voices/s1p1.flac", help="target voice clip for --convert")
@@ -176,7 +179,7 @@ def main() -> None:
 
     rooms = [("dry", None, None)]
     for i, rt in enumerate(args.rt60):
-        h = make_room(sr, rt, args.wet_db, seed=10 + i)
+        h = make_room(sr, rt, args.wet_db, seed=10 + i, early=args.early)
         rooms.append((f"rt60 {rt:g} s", h, round(float(np.mean([schroeder_rt60(h[c], sr) for c in range(2)])), 3)))
     backings = [("none", None)] + [(f"+{s:g} st", s) for s in args.harmonies]
     rows = []

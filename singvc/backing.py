@@ -51,6 +51,8 @@ from .errors import UserInputError
 from .pitch import PitchTrack
 from .spectral import FrameGrid, fft_size_for
 
+#: smoothed evidence under this is taken as none (so faint doubt never touches the lead)
+EVIDENCE_DEAD_ZONE = 0.1
 #: frames either side used to smooth the backing evidence (median, then mean, each this wide)
 SMOOTH_FRAMES = 3
 #: candidate pitches of the second voice
@@ -391,6 +393,7 @@ def split_lead(
         c_lead, f_back, ev, f_lead, lead_on = _frame_analysis(X, freqs, t_sec, track, grid, sample_rate, opts,
                                                               searcher, backing_track)
         ev = _moving(_moving(ev, k, "median"), k, "mean")  # frames [t0, t1)
+        ev = np.clip((ev - EVIDENCE_DEAD_ZONE) / (1.0 - EVIDENCE_DEAD_ZONE), 0.0, 1.0)
         f_b = f_back[ctx:len(f_back) - ctx]
         X = X[:, :, ctx:X.shape[2] - ctx]
         c_lead = c_lead[:, ctx:c_lead.shape[1] - ctx]

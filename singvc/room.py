@@ -6,10 +6,11 @@ converted vocal gets a room back whose decay and level are those of what was rem
 
 **Dereverberation**: WPE, weighted prediction error (Nakatani et al. 2010; Yoshioka & Nakatani
 2012), from ``nara_wpe`` (Paderborn University, MIT licence), in the STFT domain of all channels
-at once (46 ms Hann window, hop 1/4; :mod:`singvc.spectral`). Each STFT frame is predicted from
+at once (93 ms Hann window, hop 1/4; :mod:`singvc.spectral`). Each STFT frame is predicted from
 ``taps`` frames starting ``delay`` frames back, and the prediction (the late reverberation) is
-subtracted; the direct sound and the early reflections (the first ``delay`` hops, 35 ms at
-44.1 kHz) stay. Songs are processed in blocks of ``block_seconds`` with ``context_seconds`` of
+subtracted; the direct sound and the early reflections (the first ``delay`` hops, 46 ms at
+44.1 kHz) stay. Identical channels (a centred mono vocal) are processed as one: the two-channel
+prediction would be singular. Songs are processed in blocks of ``block_seconds`` with ``context_seconds`` of
 frames either side for the filter estimate, on one frame grid, so memory is bounded.
 
 **Estimate** (:class:`RoomEstimate`): the removed part's frame energy is modelled as the dry
@@ -37,6 +38,8 @@ from .spectral import FrameGrid, fft_size_for
 
 #: RT60 values (s) searched by the room estimate
 RT60_GRID = np.exp(np.linspace(math.log(0.1), math.log(4.0), 80))
+#: blocks are cross-faded over this long (s), inside their context
+CROSSFADE_SECONDS = 0.5
 #: less removed than this (dB under the dry part) is no room worth putting back
 MIN_WET_DB = -25.0
 
@@ -88,8 +91,9 @@ def dereverb(
     audio: "np.ndarray | DiskAudio",
     sample_rate: int,
     taps: int = 10,
-    delay: int = 3,
+    delay: int = 2,
     iterations: int = 3,
+    window_seconds: float = 0.093,
     block_seconds: float = 20.0,
     context_seconds: float = 2.0,
     out: "np.ndarray | DiskAudio | None" = None,
@@ -99,8 +103,11 @@ def dereverb(
 
     Args:
         audio: float32 ``[channels, samples]`` (array or DiskAudio) at ``sample_rate`` Hz.
-        taps: prediction filter length in STFT frames (hop = 1/4 of a 46 ms window).
-        delay: frames kept before the prediction starts (the direct sound and early reflections).
+        taps: prediction filter length in STFT frames (hop = 1/4 of the window).
+        delay: frames kept before the prediction starts (the direct sound and early reflections;
+            2 hops = half a window: a frame is never predicted from one sharing most of its samples,
+            which took sustained notes away as if they were reverberation).
+        window_seconds: STFT window (rounded to a power of two: 4096 samples at 44.1 and 48 kHz).
         iterations: WPE iterations (power estimate and filter, alternately).
         block_seconds, context_seconds: block length and the extra frames either side each
             block's filter is estimated over.
@@ -119,11 +126,14 @@ def dereverb(
         raise UserInputError(f"block_seconds must be >= 2 and context_seconds >= 0 (got {block_seconds}, {context_seconds})")
     channels, n = audio.shape
     dry = out if out is not None else new_like(audio)
-    grid = FrameGrid(fft_size_for(sample_rate), n)
+    grid = FrameGrid(fft_size_for(sample_rate, window_seconds), n)
     ctx = int(round(context_seconds * sample_rate / grid.hop))
+    fade = min(int(CROSSFADE_SECONDS * sample_rate), max(0, ctx * grid.hop - grid.n_fft))
+    pending = None  # the previous block's output over the first `fade` samples of this one
     e_dry_parts, e_rem_parts = [], []
     for start, stop in blocks(n, max(grid.hop, int(block_seconds * sample_rate))):
-        t0, t1 = grid.frames_touching(start, stop)
+        end = min(n, stop + fade)  # this block also renders the cross-fade into the next
+        t0, t1 = grid.frames_touching(start, end)
         Y = grid.analyse(audio, t0 - ctx, t1 + ctx)
         mid = Y.mean(axis=0, keepdims=True)
         side = float(np.sum(np.abs(Y - mid) ** 2))
@@ -133,15 +143,19 @@ def dereverb(
         else:
             X = _wpe(Y, int(taps), int(delay), int(iterations))
         X = X[:, :, ctx:ctx + t1 - t0]
-        y = grid.overlap_add(X, t0, start, stop).astype(np.float32)
-        dry[:, start:stop] = y
+        Y = Y[:, :, ctx:ctx + t1 - t0]
+        y = grid.overlap_add(X, t0, start, end)
+        if pending is not None:
+            k = pending.shape[1]
+            w = (np.arange(k) + 0.5) / k
+            y[:, :k] = pending * (1.0 - w) + y[:, :k] * w
+        dry[:, start:stop] = y[:, :stop - start].astype(np.float32)
+        pending = y[:, stop - start:] if end > stop else None
         # frame energies of the frames this block owns (centres in [start, stop))
         centres = np.arange(t0, t1) * grid.hop
         own = (centres >= start) & (centres < stop)
-        Yo = Y[:, :, ctx:ctx + t1 - t0][:, :, own]
-        Xo = X[:, :, own]
-        e_dry_parts.append(np.sum(np.abs(Xo) ** 2, axis=(0, 1)))
-        e_rem_parts.append(np.sum(np.abs(Yo - Xo) ** 2, axis=(0, 1)))
+        e_dry_parts.append(np.sum(np.abs(X[:, :, own]) ** 2, axis=(0, 1)))
+        e_rem_parts.append(np.sum(np.abs(Y[:, :, own] - X[:, :, own]) ** 2, axis=(0, 1)))
         if callback is not None:
             callback({"stage": "dereverb", "seconds_done": stop / sample_rate, "seconds_total": n / sample_rate})
     e_dry = np.concatenate(e_dry_parts) if e_dry_parts else np.zeros(0)
