@@ -10,14 +10,19 @@ Method, per STFT frame (46 ms Hann window, hop 1/4; :mod:`singvc.spectral`):
    (up to ``max_harmonic_hz``) a Gaussian of width ``sqrt(σ0² + (h·tol)² + (h·slope)²)`` (the
    window's main lobe, the track's error, the vibrato inside the window) marks the bins the lead
    owns. Unvoiced frames have no comb.
-2. **Second voice.** What the lead comb leaves (60 Hz - 5 kHz) is searched for another pitch by
-   harmonic summation (candidates 70-1000 Hz, 1/8 semitone apart, harmonic weights 0.8^(h-1)),
-   candidates within ``exclude_semitones`` of the lead, its octave above or below excluded (a
-   unison double or a slip of the track is the lead's). The frame is said to hold backing by how
-   much more of the residual energy the best candidate's comb holds than a comb of that density
-   holds of noise (``harmonicity``, 1 for noise) and by how loud that energy is against the frame
-   (``backing_floor_db``); the evidence is smoothed over ±3 frames (median, then mean), so one
-   stray frame does not carve the lead.
+2. **Second voice.** Its pitch comes from :func:`track_backing` (recommended): crepe, the
+   model that tracked the stem, run on :func:`lead_residual` (the stem without the lead comb), voiced
+   where that residual is clearly periodic, i.e. where one other voice dominates it. Without it,
+   :func:`split_lead` searches the residual (60 Hz - 5 kHz) by harmonic summation (candidates
+   70-1000 Hz, 1/16 semitone apart, harmonic weights 0.8^(h-1)) and judges a frame by how much more
+   of the residual energy the best candidate's comb holds than a comb of that density holds of
+   noise (``harmonicity``, 1 for noise); measured weaker (docs/backing-benchmark.md). Either way the
+   pitch is refined on the residual's spectrum (±60 cents, parabolic peak), candidates within
+   ``exclude_semitones`` of the lead, its octaves, or what the lead sang 0.1 and 0.2 s earlier (its
+   own reverberation) are refused (a unison double or a slip of the track is the lead's), the
+   backing's comb energy must reach ``backing_floor_db`` against the frame's, and the evidence is
+   smoothed over ±3 frames (median, then mean) with a dead zone of 0.1, so stray frames do not
+   carve the lead.
 3. **Mask.** Backing weight per bin ``d·C_B / (d·C_B + C_L + ε)`` with the backing comb ``C_B`` at
    the found pitch, the evidence ``d`` in [0, 1], the lead comb ``C_L`` and a floor ``ε``: bins on
    the backing's harmonics go to the backing, bins on the lead's to the lead, shared bins are split
@@ -29,7 +34,7 @@ Method, per STFT frame (46 ms Hann window, hop 1/4; :mod:`singvc.spectral`):
    pan of its own bins in that frame); when the two are apart, a bin panned like the backing
    leans to the backing and a centred one to the lead.
 
-Blocks of :data:`singvc.audio.BLOCK` samples are processed with the frames (plus the smoothing
+Blocks of :data:`SPLIT_BLOCK` samples are processed with the frames (plus the smoothing
 context) that touch them, on one global frame grid, so the result equals the whole-song result
 and memory does not grow with the song's length.
 
@@ -53,6 +58,8 @@ from .spectral import FrameGrid, fft_size_for
 
 #: smoothed evidence under this is taken as none (so faint doubt never touches the lead)
 EVIDENCE_DEAD_ZONE = 0.1
+#: samples per block (about 6 s at 44.1 kHz): the masks' float64 temporaries stay near 150 MB
+SPLIT_BLOCK = 1 << 18
 #: frames either side used to smooth the backing evidence (median, then mean, each this wide)
 SMOOTH_FRAMES = 3
 #: candidate pitches of the second voice
@@ -198,6 +205,20 @@ class _Searcher:
         self.sigma0 = sigma0
 
 
+def _lead_comb(track: PitchTrack, t_sec: np.ndarray, freqs: np.ndarray, n_fft: int, sample_rate: int,
+               opts: SplitOptions) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The lead's comb ``[bins, frames]`` at frame times ``t_sec``, with the lead's f0, voicing and
+    which frames lie within the track."""
+    half_win = 0.5 * n_fft / sample_rate
+    f_lead, v_lead = track.f0_at(t_sec)
+    slope = np.abs(track.f0_at(t_sec + half_win)[0] - track.f0_at(t_sec - half_win)[0])
+    tol = 2.0 ** (opts.track_tolerance_cents / 1200.0) - 1.0
+    in_song = (t_sec >= track.times[0] - track.hop) & (t_sec <= track.times[-1] + track.hop)
+    lead_on = np.asarray(v_lead, dtype=bool) & in_song
+    sigma0 = SIGMA_BINS * sample_rate / n_fft
+    return harmonic_comb(freqs, f_lead, lead_on, sigma0, opts.max_harmonic_hz, tol, slope), f_lead, lead_on, in_song
+
+
 def _frame_analysis(X: np.ndarray, freqs: np.ndarray, t_sec: np.ndarray, track: PitchTrack,
                     grid: FrameGrid, sample_rate: int, opts: SplitOptions, searcher: _Searcher,
                     backing_track: PitchTrack | None = None):
@@ -205,15 +226,7 @@ def _frame_analysis(X: np.ndarray, freqs: np.ndarray, t_sec: np.ndarray, track: 
     power = np.mean(np.abs(X) ** 2, axis=0)  # [bins, T]
     mag = np.sqrt(power)
     sigma0 = searcher.sigma0
-    half_win = 0.5 * grid.n_fft / sample_rate
-    f_lead, v_lead = track.f0_at(t_sec)
-    f_before, _ = track.f0_at(t_sec - half_win)
-    f_after, _ = track.f0_at(t_sec + half_win)
-    slope = np.abs(f_after - f_before)
-    tol = 2.0 ** (opts.track_tolerance_cents / 1200.0) - 1.0
-    in_song = (t_sec >= track.times[0] - track.hop) & (t_sec <= track.times[-1] + track.hop)
-    lead_on = np.asarray(v_lead, dtype=bool) & in_song
-    c_lead = harmonic_comb(freqs, f_lead, lead_on, sigma0, opts.max_harmonic_hz, tol, slope)
+    c_lead, f_lead, lead_on, in_song = _lead_comb(track, t_sec, freqs, grid.n_fft, sample_rate, opts)
     # the second voice: harmonic summation on what the lead comb leaves
     band = searcher.band
     resid = mag[band] * (1.0 - c_lead[band])
@@ -239,11 +252,13 @@ def _frame_analysis(X: np.ndarray, freqs: np.ndarray, t_sec: np.ndarray, track: 
     s0 = sal[np.maximum(best - 1, 0), cols]
     s1 = sal[best, cols]
     s2 = sal[np.minimum(best + 1, len(CANDIDATE_HZ) - 1), cols]
+    ok = np.isfinite(s0) & np.isfinite(s1) & np.isfinite(s2)
+    s0, s1, s2 = (np.where(ok, v, 0.0) for v in (s0, s1, s2))
     den = s0 - 2.0 * s1 + s2
-    ok = np.isfinite(s0) & np.isfinite(s2) & (den < 0)
-    shift = np.where(ok, 0.5 * (s0 - s2) / np.where(ok, den, 1.0), 0.0)
+    ok &= den < 0
+    shift = np.where(ok, 0.5 * (s0 - s2) / np.where(ok, den, -1.0), 0.0)
     f_back = CANDIDATE_HZ[best] * 2.0 ** (np.clip(shift, -0.5, 0.5) / CANDIDATES_PER_OCTAVE)
-    possible = np.isfinite(s1)
+    possible = np.isfinite(sal[best, cols])
     # evidence: the residual energy its comb holds, against the share a comb that dense holds of noise
     comb_b = harmonic_comb(searcher.freqs, f_back, np.ones(len(f_back), bool), sigma0, SEARCH_BAND_HZ[1])
     r2 = resid ** 2
@@ -281,18 +296,10 @@ def lead_residual(
     result = out if out is not None else new_like(audio)
     grid = FrameGrid(fft_size_for(sample_rate), n)
     freqs = grid.freqs(sample_rate)
-    sigma0 = SIGMA_BINS * sample_rate / grid.n_fft
-    tol = 2.0 ** (opts.track_tolerance_cents / 1200.0) - 1.0
-    half_win = 0.5 * grid.n_fft / sample_rate
-    for start, stop in blocks(n, block or (1 << 20)):
+    for start, stop in blocks(n, block or SPLIT_BLOCK):
         t0, t1 = grid.frames_touching(start, stop)
         X = grid.analyse(audio, t0, t1)
-        t_sec = grid.times(t0, t1, sample_rate)
-        f_lead, v_lead = track.f0_at(t_sec)
-        slope = np.abs(track.f0_at(t_sec + half_win)[0] - track.f0_at(t_sec - half_win)[0])
-        in_song = (t_sec >= track.times[0] - track.hop) & (t_sec <= track.times[-1] + track.hop)
-        comb = harmonic_comb(freqs, f_lead, np.asarray(v_lead, bool) & in_song, sigma0, opts.max_harmonic_hz,
-                             tol, slope)
+        comb = _lead_comb(track, grid.times(t0, t1, sample_rate), freqs, grid.n_fft, sample_rate, opts)[0]
         result[:, start:stop] = grid.overlap_add(X * (1.0 - comb)[None], t0, start, stop).astype(np.float32)
     return result
 
@@ -348,7 +355,7 @@ def split_lead(
         options: :class:`SplitOptions` (default: the recommended settings).
         lead_out, backing_out: where to write the two parts (same shape as ``vocals``, e.g. a
             :class:`~singvc.audio.DiskAudio` for bounded memory); default new arrays.
-        block: samples per block (default :data:`singvc.audio.BLOCK`); the result does not depend on it.
+        block: samples per block (default :data:`SPLIT_BLOCK`); the result does not depend on it.
         callback: called with ``{"stage": "split", "seconds_done", "seconds_total"}`` per block.
         backing_track: a pitch track of the backing (e.g. crepe on a first split's backing); where
             it is voiced it replaces the harmonic-summation search (the level gate still applies).
@@ -386,7 +393,7 @@ def split_lead(
     pitches: list[np.ndarray] = []
     tr_f0: list[np.ndarray] = []
     tr_ev: list[np.ndarray] = []
-    for start, stop in blocks(n, block or (1 << 20)):
+    for start, stop in blocks(n, block or SPLIT_BLOCK):
         t0, t1 = grid.frames_touching(start, stop)
         X = grid.analyse(audio, t0 - ctx, t1 + ctx)  # [ch, bins, T + 2 ctx]
         t_sec = grid.times(t0 - ctx, t1 + ctx, sample_rate)
@@ -469,3 +476,48 @@ def describe_split(report: SplitReport, vocals, backing, sample_rate: int) -> di
     report.stem_lufs = integrated_loudness(vocals, sample_rate)
     report.backing_lufs = integrated_loudness(backing, sample_rate) if report.split else float("-inf")
     return report.as_dict()
+
+
+def convert_backing(
+    backing: "np.ndarray | DiskAudio",
+    sample_rate: int,
+    backing_track: PitchTrack,
+    converter,
+    semitones: float,
+    voice: object | None = None,
+    out: "np.ndarray | DiskAudio | None" = None,
+    scratch_path=None,
+    fade_seconds: float = 0.015,
+) -> tuple["np.ndarray | DiskAudio", dict]:
+    """``--backing convert``: the backing in the converted voice, with the lead's shift.
+
+    Where the backing is monophonic (``backing_track``, crepe on the backing stem, is voiced) it
+    goes through ``converter`` exactly like the lead (same ``semitones``, same ``voice``). Where
+    it is not (chords of several backing singers, whispers, or crepe unsure) no converter can
+    follow one pitch: those stretches keep the original voice and are transposed by ``semitones``
+    with the instrumental's phase-vocoder key shift (:func:`singvc.keyshift.pitch_shift`; formants
+    move with it), so that they stay in the song's new key; with ``semitones == 0`` they are kept
+    as they are. Joined by ``fade_seconds`` linear cross-fades at the voicing boundaries.
+
+    Returns:
+        ``(audio, info)``: float32 ``[channels, samples]`` (``out`` when given) and
+        ``{"converted_seconds", "kept_seconds", "transposed"}``.
+    """
+    from .convert import crossfade_weight, voiced_runs
+    from .keyshift import pitch_shift
+
+    audio = as_audio(backing, "backing")
+    channels, n = audio.shape
+    result = converter.convert(audio, sample_rate, backing_track, semitones, voice=voice, out=out)
+    runs = voiced_runs(backing_track, n, sample_rate)
+    converted = sum(b - a for a, b in runs) / sample_rate
+    transposed = bool(semitones) and converted < n / sample_rate
+    if transposed:
+        shifted = pitch_shift(audio, sample_rate, semitones, scratch_path=scratch_path)
+        fade = max(1, int(fade_seconds * sample_rate))
+        for start, stop in blocks(n):
+            rest = 1.0 - crossfade_weight(runs, n, fade, start, stop)
+            result[:, start:stop] = (result[:, start:stop] + rest * (shifted[:, start:stop] - audio[:, start:stop])
+                                     ).astype(np.float32)
+    return result, {"converted_seconds": round(converted, 2), "kept_seconds": round(n / sample_rate - converted, 2),
+                    "transposed": transposed}

@@ -38,6 +38,8 @@ from .spectral import FrameGrid, fft_size_for
 
 #: RT60 values (s) searched by the room estimate
 RT60_GRID = np.exp(np.linspace(math.log(0.1), math.log(4.0), 80))
+#: frequency bins given to WPE at once
+WPE_BINS = 256
 #: blocks are cross-faded over this long (s), inside their context
 CROSSFADE_SECONDS = 0.5
 #: less removed than this (dB under the dry part) is no room worth putting back
@@ -80,11 +82,15 @@ def _wpe(Y: np.ndarray, taps: int, delay: int, iterations: int) -> np.ndarray:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - comes with scikit-learn (librosa)
         from contextlib import nullcontext as threadpool_limits  # type: ignore[assignment]
+    X = np.empty_like(Y)
     with threadpool_limits(1):
-        # nara_wpe wants (..., D, T): bins first
-        X = wpe_v7(np.ascontiguousarray(Y.transpose(1, 0, 2)), taps=taps, delay=delay, iterations=iterations,
-                   statistics_mode="full")
-    return X.transpose(1, 0, 2)
+        # bins are independent: a few at a time keeps the stacked past frames (bins x channels*taps
+        # x frames, complex) near 100 MB; nara_wpe wants (..., D, T), bins first
+        for a in range(0, Y.shape[1], WPE_BINS):
+            part = np.ascontiguousarray(Y[:, a:a + WPE_BINS].transpose(1, 0, 2))
+            X[:, a:a + WPE_BINS] = wpe_v7(part, taps=taps, delay=delay, iterations=iterations,
+                                          statistics_mode="full").transpose(1, 0, 2)
+    return X
 
 
 def dereverb(

@@ -240,3 +240,30 @@ def test_estimate_room_recovers_a_known_decay():
     est = estimate_room(e_dry, e_rem, hop, 3)
     assert abs(est.rt60 / 0.8 - 1.0) < 0.05
     assert est.fit_db < 0.5
+
+
+def test_convert_backing_converts_the_monophonic_part_and_transposes_the_rest():
+    from singvc.backing import convert_backing
+    from singvc.convert import get_converter
+
+    rate = RATE
+    f = np.full(int(2.0 * rate), 330.0)
+    tone = harmonic_tone(f, 2.0, rate, n_harmonics=10, level=0.2)
+    back = np.stack([tone, tone]).astype(np.float32)
+    # crepe says: monophonic in the first second only
+    track = track_of(f, voiced=lambda t: t < 1.0)
+    conv = get_converter("pitch")
+    out, info = convert_backing(back, rate, track, conv, 0.0)
+    np.testing.assert_array_equal(out, back)  # no shift: the converter's 0-semitone copy, the rest kept
+    assert not info["transposed"]
+    out, info = convert_backing(back, rate, track, conv, 3.0)
+    assert info["transposed"] and 0.9 < info["converted_seconds"] < 1.1
+
+    def pitch_of(x):
+        spec = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+        return np.argmax(spec) * rate / len(x)
+
+    target = 330.0 * 2 ** (3 / 12)
+    for a, b in ((0.2, 0.8), (1.2, 1.8)):  # the converted part, then the phase-vocoder part
+        seg = out[0, int(a * rate):int(b * rate)]
+        assert abs(1200 * np.log2(pitch_of(seg) / target)) < 30.0
