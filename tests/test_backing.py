@@ -9,7 +9,7 @@ from scipy.signal import fftconvolve
 
 from conftest import harmonic_tone, vibrato_f0
 from singvc.audio import DiskAudio
-from singvc.backing import SplitOptions, lead_residual, split_lead, track_backing
+from singvc.backing import SplitOptions, describe_split, lead_residual, split_lead, track_backing
 from singvc.errors import InvalidAudioError, UserInputError
 from singvc.pitch import PitchTrack
 from singvc.room import (add_room, convolve_stream, dereverb, estimate_room, room_impulse, schroeder_rt60)
@@ -64,6 +64,9 @@ def test_split_lead_beats_the_unsplit_stem_and_parts_sum_to_the_stem(mixture):
     assert 1.1 < report.backing_seconds < 2.1
     true_db = 10 * math.log10(np.sum(back.astype(np.float64) ** 2) / np.sum(stem.astype(np.float64) ** 2))
     assert abs(report.backing_db - true_db) < 2.0
+    info = describe_split(report, stem, back_e, RATE)
+    assert info["split"] and info["backing_lufs"] < info["stem_lufs"] - 5.0
+    assert abs(info["backing_db"] - report.backing_db) < 0.01 and "track" not in info
     # where the harmony is silent (before 0.7 s) nothing is taken from the lead
     assert np.all(back_e[:, : int(0.6 * RATE)] == 0.0)
     np.testing.assert_array_equal(lead_e[:, : int(0.6 * RATE)], stem[:, : int(0.6 * RATE)])
@@ -267,3 +270,18 @@ def test_convert_backing_converts_the_monophonic_part_and_transposes_the_rest():
     for a, b in ((0.2, 0.8), (1.2, 1.8)):  # the converted part, then the phase-vocoder part
         seg = out[0, int(a * rate):int(b * rate)]
         assert abs(1200 * np.log2(pitch_of(seg) / target)) < 30.0
+
+
+def test_add_estimated_room_puts_back_what_was_estimated():
+    from singvc.room import RoomEstimate, add_estimated_room
+
+    rate = 16000
+    rng = np.random.default_rng(5)
+    x = (0.1 * rng.standard_normal((2, rate * 2))).astype(np.float32)
+    same = add_estimated_room(x, rate, RoomEstimate(rt60=None, wet_db=-40.0, predelay=0.05))
+    np.testing.assert_array_equal(same, x)
+    y = add_estimated_room(x, rate, RoomEstimate(rt60=0.8, wet_db=-10.0, predelay=0.05))
+    wet = y.astype(np.float64) - x
+    assert not np.any(wet[:, : int(0.04 * rate)])  # nothing before the pre-delay
+    level = 10 * math.log10(np.sum(wet[:, rate:] ** 2) / np.sum(x[:, rate:].astype(np.float64) ** 2))
+    assert abs(level + 10.0) < 1.0
