@@ -276,8 +276,9 @@ def write_report(rows, args, out: Path, meta: dict | None = None) -> None:
         "raw figures in `backing-benchmark.json`.",
         f"Lead: `{args.lead}` from {args.start:g} s, {args.seconds:g} s, mono, centred, {args.rate} Hz. Backing: the lead "
         f"re-synthesised (WORLD) at the interval shown, {args.offset:g} ms late, singing in alternate {args.section:g} s "
-        f"sections, pan {args.pan:+g}, {args.backing_db:g} dB under the lead where it sings. Rooms: direct + early "
-        f"reflections + noise tail {args.wet_db:g} dB under the direct sound; RT60 measured by Schroeder integration "
+        f"sections, pan {args.pan:+g}, {args.backing_db:g} dB under the lead where it sings. Rooms: direct + 6 early "
+        f"reflections within 30 ms (each about {getattr(args, 'early', 0.1):g} of the direct sound's amplitude) + "
+        f"noise tail {args.wet_db:g} dB under the direct sound; RT60 measured by Schroeder integration "
         f"(T20). Pitch track of the stem: crepe `{args.pitch_model}`. SI-SDR in dB.",
         "",
         "| backing | room (RT60 measured) | stem vs lead truth | split lead vs lead truth | gain | split backing vs backing truth "
