@@ -27,7 +27,7 @@ from .cover import Singvc
 from .doctor import check_stack, describe, require_stack
 from .engine import load_voice
 from .evaluate import evaluate, load_encoder
-from .errors import SingvcError, SingvcWarning, UserInputError
+from .errors import SingvcError, SingvcWarning, UserInputError, error_line
 from .jobs import cover_file, separate_file, stems_file
 from .jsonio import dumps as json_dumps
 from .pitch import PITCH_MODELS, PitchTrack
@@ -672,8 +672,7 @@ def _run(args: argparse.Namespace, debug: bool) -> int:
     except SingvcError as exc:
         if debug:
             raise
-        message = " ".join(str(exc).split())
-        print(f"singvc: error: {message}", file=sys.stderr)
+        print(error_line(exc), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("singvc: interrupted", file=sys.stderr)
@@ -681,15 +680,13 @@ def _run(args: argparse.Namespace, debug: bool) -> int:
     except Cancelled:
         print("singvc: terminated", file=sys.stderr)
         return 143
-    except MemoryError:
-        print("singvc: error: out of memory (try a shorter song or --pitch-model tiny)", file=sys.stderr)
+    except MemoryError as exc:
+        print(error_line(exc), file=sys.stderr)
         return 1
     except Exception as exc:  # a bug: still one line, with a way to get the traceback
         if debug:
             raise
-        first = " ".join(str(exc).split())[:300]
-        print(f"singvc: internal error: {type(exc).__name__}: {first} (set SINGVC_DEBUG=1 for a traceback)",
-              file=sys.stderr)
+        print(error_line(exc), file=sys.stderr)
         return 70
 
 
