@@ -432,14 +432,15 @@ class App:
         self.running: Path | None = None
 
     # -- engines and jobs ----------------------------------------------------------------------
-    def engine_for(self, settings: CoverSettings) -> Singvc:
+    def engine_for(self, settings: CoverSettings, separates: bool = False) -> Singvc:
         """An engine with ``settings`` that shares the models already loaded for the same device
-        and separator (so a second run loads nothing and reuses the cache)."""
+        and separator (so a second run loads nothing and reuses the cache); ``separates``: the
+        job separates a song (the separator is then loaded into the shared engine)."""
         key = (settings.device, settings.separator_model, settings.pitch_backend)
         base = self._engines.get(key)
         if base is None:
             base = self._engines[key] = Singvc(settings, cache=self.cache, progress=False)
-        if settings.separation:
+        if separates:
             base.separator_model  # loaded once into the shared engine
         engine = base.with_settings(**dataclasses.asdict(settings))
         engine.callback = self.progress
@@ -509,7 +510,7 @@ class App:
             inst_path = self.workspace.take(instrumental, inputs, "instrumental", taken) if instrumental else None
             clip = self.workspace.take(voice_clip, inputs, "voice", taken) if voice_clip and not voice_profile else None
             profile = load_profile(voice_profile) if voice_profile else None
-            engine = self.engine_for(resolved)
+            engine = self.engine_for(resolved, separates)
             if clip is not None and engine.converter().uses_voice:  # measured here: its own progress bar
                 ref = load_voice(clip)
                 if ref.audio is None:
@@ -566,8 +567,7 @@ class App:
             path = write_text(job / "recipe.toml", text)
             recipe = load_recipe(path)
             check_app_recipe(recipe)
-            settings_ = recipe.settings()
-            engine = self.engine_for(settings_)
+            engine = self.engine_for(recipe.settings(), separates)
             out = job / "out"
             report = run_recipe(recipe, engine, out)
             files = {name: out / name for name in report["outputs"] if name != "session"}
@@ -581,28 +581,29 @@ class App:
 
     # -- batch --------------------------------------------------------------------------------------
     def run_batch(self, name: str, songs: list[str], recipe_text: str) -> JobResult:
-        """Songs (uploads) converted with one recipe into ``batches/NAME/out/<song>/``; running
-        the same batch name again skips the songs done (same recipe, same input) and the songs
-        already uploaded stay. Returns a results table in ``rows``."""
+        """The songs of batch ``name`` converted with one recipe into ``batches/NAME/out/<song>/``:
+        uploads are added to ``batches/NAME/songs/``; every song there is run, and those done
+        before with the same recipe and input are skipped, so running the batch again resumes
+        it. Returns a results table in ``rows``."""
         name = safe_name(name or "batch", default="batch")
         folder = self.workspace.batches / name
         recipe = parse_recipe(recipe_text or "", "batch recipe", base_dir=folder)
         check_app_recipe(recipe)
         settings = recipe.settings()
-        if not songs:
-            raise UserInputError("add one or more songs")
 
         def work(job: Path) -> JobResult:
-            (folder / "songs").mkdir(parents=True, exist_ok=True)
-            paths = []
+            if songs:
+                (folder / "songs").mkdir(parents=True, exist_ok=True)
             taken: set[str] = set()
-            for upload in songs:
+            for upload in songs:  # added to the batch's songs (a song of the same name is replaced)
                 copied = self.workspace.take(upload, job, "song", taken)
-                dest = folder / "songs" / copied.name
-                os.replace(copied, dest)
-                paths.append(dest)
+                os.replace(copied, folder / "songs" / copied.name)
+            paths = sorted(p for p in (folder / "songs").glob("*") if p.is_file()
+                           and p.suffix.lower() in AUDIO_SUFFIXES)
+            if not paths:
+                raise UserInputError("add one or more songs")
             write_text(folder / "recipe.toml", recipe_text)
-            engine = self.engine_for(settings)
+            engine = self.engine_for(settings, settings.separation)
             rows: list[list] = []
             self.progress.reset(tuple(f"song {i}" for i in range(1, len(paths) + 1)))
             for item in run_batch(recipe, paths, engine, folder / "out"):
@@ -906,11 +907,11 @@ def _cover_tab(gr, app: App, profiles: list[str]):
     progress = gr.HTML(elem_id="cover-progress")
     gr.Markdown("### Result")
     with gr.Row():
-        mix = gr.Audio(label="Mix", type="filepath", interactive=False, elem_id="out-mix")
-        converted = gr.Audio(label="Converted vocal", type="filepath", interactive=False, elem_id="out-converted")
+        mix = gr.Audio(label="Mix", type="filepath", interactive=False, buttons=["download"], elem_id="out-mix")
+        converted = gr.Audio(label="Converted vocal", type="filepath", interactive=False, buttons=["download"], elem_id="out-converted")
     with gr.Row():
-        original = gr.Audio(label="Original vocal", type="filepath", interactive=False, elem_id="out-original")
-        instrumental = gr.Audio(label="Instrumental", type="filepath", interactive=False, elem_id="out-instrumental")
+        original = gr.Audio(label="Original vocal", type="filepath", interactive=False, buttons=["download"], elem_id="out-original")
+        instrumental = gr.Audio(label="Instrumental", type="filepath", interactive=False, buttons=["download"], elem_id="out-instrumental")
     with gr.Row():
         plot = gr.Image(label="Range plot: the vocal's notes against the new voice's", type="filepath",
                         interactive=False, elem_id="out-plot")
@@ -1006,7 +1007,7 @@ def _feature_tab(gr, app: App, profiles: list[str]):
     status = gr.Textbox(label="Status", interactive=False, elem_id="feature-status")
     progress = gr.HTML()
     with gr.Row():
-        mix = gr.Audio(label="Mix", type="filepath", interactive=False, elem_id="feature-mix")
+        mix = gr.Audio(label="Mix", type="filepath", interactive=False, buttons=["download"], elem_id="feature-mix")
         plot = gr.Image(label="Range plot", type="filepath", interactive=False, elem_id="feature-plot")
     downloads = gr.File(label="Downloads", file_count="multiple", interactive=False, elem_id="feature-files")
     option_names = ("crossfade_ms", "snap_seconds", "min_pause", "phrase_pause")

@@ -265,3 +265,36 @@ def test_models_and_cache_views(app):
     with pytest.raises(UserInputError):
         app.prune_cache(-1)
     assert app.prune_cache(0).startswith("removed 0 entries")
+
+
+def test_feature_job_runs_its_recipe_and_offers_it(app):
+    song = upload(app, "duet song.wav", lambda p: vocal(p, 3.0))
+    table = [["time", "0:00-0:01.5", "original"], ["time", "0:01.5-0:03", "librispeech-198", "double", -2, 0, -4, 0]]
+    result = app.run_feature(None, song, None, table, "fast",
+                             {"pitch_model": "tiny", "device": "cpu", "strength": 0.7}, {"crossfade_ms": 20.0})
+    assert result.status == "done", result.message
+    recipe = result.files["recipe.toml"]
+    assert recipe.parent == result.folder and (result.folder / "duet_song.wav").is_file()
+    text = recipe.read_text()
+    assert 'vocals = "duet_song.wav"' in text and "[voices.librispeech-198]" in text
+    report = result.report
+    assert report["kind"] == "feature" and [s["voice"] for s in report["sections"]] == ["original", "librispeech-198"]
+    assert report["recipe"]["text_sha256"] and (result.folder / "out" / "plan.png").is_file()
+    assert report["settings"]["strength"] == 0.7 and report["settings"]["preset"] == "fast"
+
+
+def test_batch_is_resumable(app):
+    songs = [upload(app, f"song {i}.wav", vocal) for i in (1, 2)]
+    recipe = ('preset = "fast"\n[voice]\nref = "librispeech-198"\n[settings]\nseparation = false\n'
+              'device = "cpu"\n[output]\nstems = false\n')
+    first = app.run_batch("my batch", songs, recipe)
+    assert first.status == "done", first.message
+    assert [r[2] for r in first.rows] == ["done", "done"] and first.message.startswith("2 songs: 2 done")
+    assert {p.name for p in (app.workspace.batches / "my_batch" / "out" / "song_1").iterdir()} == {
+        "mix.wav", "plan.png", "report.json"}
+    again = app.run_batch("my batch", [upload(app, "song 1.wav", vocal), upload(app, "song 3.wav", vocal)], recipe)
+    # every song of the batch runs again: 1 and 2 were done (skipped), 3 is new
+    assert [(r[1], r[2]) for r in again.rows] == [("song_1.wav", "skipped"), ("song_2.wav", "skipped"),
+                                                  ("song_3.wav", "done")], again.rows
+    assert app.run_batch("other", [], recipe).message == "singvc: error: add one or more songs"
+    assert leftovers(app) == []
