@@ -1195,9 +1195,14 @@ def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, workdir: str | os.
     gr = _gradio()
     demo = build_ui(app)
     demo.queue(default_concurrency_limit=None)
-    _, url, _ = demo.launch(server_name=host, server_port=port, share=share, inbrowser=open_browser,
-                            prevent_thread_lock=True, quiet=True, show_error=False, theme=theme(gr), css=CSS,
-                            max_file_size=int(max_upload_mb * 1_000_000), allowed_paths=[str(app.workspace.root)],
-                            ssr_mode=False, pwa=False, mcp_server=False, footer_links=[], enable_monitoring=False)
+    try:
+        _, url, _ = demo.launch(server_name=host, server_port=port, share=share, inbrowser=open_browser,
+                                prevent_thread_lock=True, quiet=True, show_error=False, theme=theme(gr), css=CSS,
+                                max_file_size=int(max_upload_mb * 1_000_000),
+                                allowed_paths=[str(app.workspace.jobs), str(app.workspace.recipes), str(app.workspace.batches)],
+                                ssr_mode=False, pwa=False, mcp_server=False, footer_links=[], enable_monitoring=False)
+    except OSError as exc:  # the port is taken, or the address is not this machine's
+        raise UserInputError(f"cannot serve on {host}:{port} ({exc.strerror or 'address in use'}); "
+                             "choose another with --port N") from None
     demo.singvc_app = app
     return demo, url

@@ -3,7 +3,6 @@ uploads sanitised and size-limited, only the app's own uploads opened, one job a
 cancelled or failed job leaves nothing behind, errors as the CLI's one line, recipes from the app."""
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
@@ -15,10 +14,10 @@ import soundfile as sf
 
 from conftest import harmonic_tone, vibrato_f0, write_voice_clip
 from singvc import ui
-from singvc.errors import OutputError, UserInputError, error_line
+from singvc.errors import UserInputError, error_line
 from singvc.recipe import parse_recipe
 from singvc.settings import SCHEMA
-from singvc.ui import App, JobResult, Workspace, safe_name
+from singvc.ui import App, JobResult, safe_name
 
 HIDDEN = re.compile(r"\.(scratch|partial|old)-|\.part")
 FAST = {"separation": False, "pitch_model": "tiny", "reference_pitch_model": "tiny", "device": "cpu"}
@@ -298,3 +297,22 @@ def test_batch_is_resumable(app):
                                                   ("song_3.wav", "done")], again.rows
     assert app.run_batch("other", [], recipe).message == "singvc: error: add one or more songs"
     assert leftovers(app) == []
+
+
+def test_serving_on_a_taken_port_is_one_line(tmp_path, monkeypatch, capsys):
+    import socket
+
+    from singvc.cli import main
+
+    pytest.importorskip("gradio", reason="gradio is not installed (pip install -e '.[ui]')")
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "g"))  # serve() sets both; restored after
+    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+    monkeypatch.setenv("SINGVC_HOME", str(tmp_path / "home"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["ui", "--port", str(port), "--workdir", str(tmp_path / "wd"),
+                     "--cache-dir", str(tmp_path / "cache")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"singvc: error: cannot serve on 127.0.0.1:{port} (address in use); choose another with --port N"
