@@ -46,7 +46,8 @@ def main() -> None:
             wall = time.perf_counter() - start
             report = result.report or {}
             print(json.dumps({"voice": Path(voice).name, "status": result.status, "wall_seconds": round(wall, 2),
-                              "stage_seconds": report.get("seconds"), "cache_hits": report.get("cache_hits"),
+                              "stage_seconds": report.get("seconds"),
+                              "voice_seconds": (report.get("app") or {}).get("voice_seconds"), "cache_hits": report.get("cache_hits"),
                               "message": result.message}), flush=True)
 
 

@@ -430,6 +430,8 @@ class App:
         self._job_lock = threading.Lock()
         self._state_lock = threading.Lock()
         self.running: Path | None = None
+        #: the results table of the running batch, as it grows
+        self.live_rows: list[list] = []
 
     # -- engines and jobs ----------------------------------------------------------------------
     def engine_for(self, settings: CoverSettings, separates: bool = False) -> Singvc:
@@ -511,20 +513,27 @@ class App:
             clip = self.workspace.take(voice_clip, inputs, "voice", taken) if voice_clip and not voice_profile else None
             profile = load_profile(voice_profile) if voice_profile else None
             engine = self.engine_for(resolved, separates)
+            measured = None
             if clip is not None and engine.converter().uses_voice:  # measured here: its own progress bar
                 ref = load_voice(clip)
                 if ref.audio is None:
                     raise UserInputError(f"{clip.name} is a voice profile, not a clip; enroll it or pick it "
                                          "as a saved voice")
                 self.progress.alias = {"pitch": "voice"}
+                start = time.perf_counter()
                 try:
                     profile = engine.voice_profile(ref.audio, ref.sample_rate, name=ref.name)
                 finally:
                     self.progress.alias = {}
+                measured = time.perf_counter() - start
                 self.progress.finish("voice")
             out = job / "out"
+            extra = None if measured is None else {"app": {
+                "voice_seconds": round(measured, 3),
+                "note": "the clip was measured into a voice profile before the cover (not in 'seconds')"}}
             report = cover_file(None if vocals_path else song_path, out, voice_path=clip, engine=engine,
-                                vocals_path=vocals_path, instrumental_path=inst_path, daw=daw, profile=profile)
+                                vocals_path=vocals_path, instrumental_path=inst_path, daw=daw, profile=profile,
+                                extra_report=extra)
             files = {name: out / name for name in report["outputs"] if name != "session"}
             if daw:
                 title = Path(song_path or vocals_path).stem
@@ -605,6 +614,7 @@ class App:
             write_text(folder / "recipe.toml", recipe_text)
             engine = self.engine_for(settings, settings.separation)
             rows: list[list] = []
+            self.live_rows = rows  # the page shows the table as it grows
             self.progress.reset(tuple(f"song {i}" for i in range(1, len(paths) + 1)))
             for item in run_batch(recipe, paths, engine, folder / "out"):
                 shift = item.report.get("shift_semitones") if item.report else None
@@ -614,8 +624,11 @@ class App:
                 self.progress.finish(f"song {item.index}")
             self.workspace.remove(job)
             counts = {s: sum(r[2] == s for r in rows) for s in ("done", "skipped", "failed")}
+            files = {}
+            if (folder / "out").is_dir():
+                files["results.zip"] = zip_folder(folder / "out", folder / f"{name}-results.zip", f"{name}-results")
             return JobResult("done", f"{len(rows)} songs: {counts['done']} done, {counts['skipped']} skipped (done "
-                                     f"before), {counts['failed']} failed", folder, rows=rows)
+                                     f"before), {counts['failed']} failed", folder, files=files, rows=rows)
 
         return self.run_job("batch", (), work)
 
@@ -1090,15 +1103,19 @@ def _batch_tab(gr, app: App):
     progress = gr.HTML()
     results = gr.Dataframe(headers=["#", "song", "status", "seconds", "shift (semitones)", "output or error"],
                            interactive=False, label="Results", elem_id="batch-results")
+    download = gr.File(label="Download every song's output (zip)", interactive=False, elem_id="batch-zip")
 
     def on_run(name_, songs_, recipe_):
+        app.live_rows = []
         for html, result in _run_in_thread(app, lambda: app.run_batch(name_, list(songs_ or []), recipe_)):
             if result is None:
-                yield gr.skip(), html, gr.skip()
+                yield gr.skip(), html, (list(app.live_rows) or gr.skip()), gr.skip()
             else:
-                yield result.message, html, result.rows or None
+                zipped = result.files.get("results.zip")
+                yield result.message, html, result.rows or None, str(zipped) if zipped else None
 
-    run.click(on_run, [name, songs, recipe], [status, progress, results], concurrency_limit=1, concurrency_id="jobs")
+    run.click(on_run, [name, songs, recipe], [status, progress, results, download], concurrency_limit=1,
+              concurrency_id="jobs")
     cancel.click(lambda: app.cancel(), None, status, queue=False)
 
 

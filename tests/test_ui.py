@@ -182,7 +182,7 @@ def test_cover_then_another_voice_reuses_the_cache_and_cancel_leaves_nothing(app
     assert (out / "plan.png").read_bytes().startswith(b"\x89PNG")
     assert sf.info(str(first.files["mix.wav"])).duration == pytest.approx(2.0, abs=1e-3)
     assert first.report["inputs"]["song"].endswith("lead_vocal.wav")  # the sanitised copy was read
-    assert first.report["cache_hits"] == {"pitch": False}
+    assert first.report["cache_hits"] == {"pitch": False} and first.report["app"]["voice_seconds"] > 0
     stages, _, _ = app.progress.snapshot()
     assert list(stages) == ["voice", "pitch", "convert", "finish"] and set(stages.values()) == {1.0}
 
@@ -296,6 +296,10 @@ def test_batch_is_resumable(app):
     assert [(r[1], r[2]) for r in again.rows] == [("song_1.wav", "skipped"), ("song_2.wav", "skipped"),
                                                   ("song_3.wav", "done")], again.rows
     assert app.run_batch("other", [], recipe).message == "singvc: error: add one or more songs"
+    import zipfile
+
+    with zipfile.ZipFile(again.files["results.zip"]) as z:
+        assert {"my_batch-results/song_3/mix.wav", "my_batch-results/song_1/report.json"} <= set(z.namelist())
     assert leftovers(app) == []
 
 

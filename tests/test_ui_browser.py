@@ -29,6 +29,8 @@ from urllib.parse import urlparse
 import pytest
 import soundfile as sf
 
+from singvc.recipe import parse_recipe
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
@@ -209,6 +211,21 @@ def test_cover_in_the_browser(server, page, tmp_path):
     page.screenshot(path=str(SHOTS / "cover-cancelled.png"), full_page=True)
     assert sorted(p.name for p in (server["workdir"] / "jobs").iterdir()) == jobs
     assert leftovers(server["workdir"], server["cache"]) == []
+
+    # a vocal feature shows the recipe it runs and offers it for download (singvc run re-runs it)
+    page.get_by_role("tab", name="Vocal feature").click()
+    page.click("#feature-input-mode label:has-text('vocal only')")
+    upload(page, "#feature-song", vocal)
+    page.click("#feature-show")
+    page.wait_for_function("() => document.querySelector('#feature-recipe').innerText.includes('feature.sections')",
+                           timeout=30_000)
+    with page.expect_download() as download:
+        page.click("#feature-recipe-file a.download-link")
+    saved = tmp_path / "recipe.toml"
+    download.value.save_as(saved)
+    recipe = parse_recipe(saved.read_text(), str(saved))
+    assert recipe.kind == "feature" and recipe.get("input.song") == "jay_7s.flac"
+    assert recipe.settings().separation is False and recipe.get("preset") == "quality"
 
     # every tab, for the record
     for tab, name in (("Vocal feature", "feature"), ("Batch", "batch"), ("Voices", "voices"),
