@@ -20,6 +20,7 @@ from .cover import CoverResult, Singvc, report_number
 from .engine import Engine, load_voice
 from .errors import UserInputError
 from .jsonio import write_json
+from .plot import save_range_plot
 from .run import Timer, buffer_path, scratch_folder, staged_output
 from .runfolders import OUTPUT_FILES, audio_bytes, check_output_dir, plan_aside
 from .session import cover_session, stems_session, write_session, write_session_folder
@@ -32,6 +33,8 @@ DAW_BUFFERS = 6
 #: float32 buffers of the song's length that separate and stems keep on the output's disk at most
 SEPARATE_BUFFERS = 6
 STEMS_BUFFERS = 10
+#: the outputs written even with ``stems=False``
+ALWAYS_WRITTEN = ("mix.wav", "plan.png", "report.json")
 
 
 def headroom(together: dict[str, "np.ndarray | DiskAudio"], bit_depth: str,
@@ -184,8 +187,9 @@ def save_result(
     stems: bool = True,
     midi: bool = True,
 ) -> dict:
-    """Write a :class:`CoverResult` into ``out_dir`` atomically (WAVs, ``report.json``, with ``daw``
-    the ``session/`` folder; ``stems=False``: only ``mix.wav``); returns the report written.
+    """Write a :class:`CoverResult` into ``out_dir`` atomically (WAVs, the range plot ``plan.png``
+    (:mod:`singvc.plot`), ``report.json``, with ``daw`` the ``session/`` folder; ``stems=False``:
+    only ``mix.wav``, ``plan.png`` and ``report.json``); returns the report written.
 
     Outputs of an earlier run in ``out_dir`` that this one does not write (a ``session/``, stems)
     are moved with the earlier report into ``out_dir/previous-run-*/``; the report's
@@ -198,7 +202,7 @@ def save_result(
     """
     timer = timer or Timer()
     report = result.report
-    outputs = [n for n in OUTPUT_FILES if stems or n in ("mix.wav", "report.json")] + (["session"] if daw else [])
+    outputs = [n for n in OUTPUT_FILES if stems or n in ALWAYS_WRITTEN] + (["session"] if daw else [])
     aside = plan_aside(out_dir, outputs, protect=(inputs or {}).values())
     with staged_output(out_dir, aside) as staging:
         with timer.stage("write"):
@@ -214,6 +218,9 @@ def save_result(
                 if stems or name == "mix.wav":
                     save_audio(staging / name, audio, result.sample_rate, bit_depth,
                                gain_db=mix_gain if name == "mix.wav" else gain)
+        with timer.stage("plot"):
+            save_range_plot(staging / "plan.png", result.pitch, result.plan, semitones=result.vocal_shift,
+                            sections=report.get("sections"), title=title)
         if daw:
             with timer.stage("session"):
                 session = cover_session(result, title=f"{title} (singvc cover)", name=title, midi=midi)
