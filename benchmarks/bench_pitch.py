@@ -449,7 +449,16 @@ def write_report(results: list[dict], configs: dict, cases: list[Case], out: Pat
               "quadratic filter everywhere: +0.85 / 2.41 / 1.94 / 2.84 / 0.973; long filter quartic 15 frames: "
               "+0.74 / 2.10 / 1.92 / 2.81 / 0.988, but it keeps only 95 % of an 8 Hz vibrato where noise makes it "
               "rough (tests/test_pitch_refine.py); sextic 21 frames: +0.69 / 2.09 / 1.92 / 2.95 / 0.989, same "
-              "objection (93 %); sextic 19 keeps 98 %.",
+              "objection (93 %); sextic 19 keeps 98 %. Also measured and not used: StoneMask on the signal low-passed at "
+              "1 kHz (6th-order Butterworth, zero phase), alone or weighted per frame against the full-band estimate "
+              "by inverse squared roughness: breath 1.18 / 1.38 but vocals env-smoothed 2.52 / 2.15 median (1.5 kHz: "
+              "breath 1.93 / 2.01, vocals 2.13 / 2.00); the threshold of the blend (1-2 cents, squared or not, "
+              "roughness over 15 or 25 frames) moves the worst case by 0.12 cents at most.",
+              "- Other breath noise (same tones, noise seeds 11-13 instead of the benchmark's, crepe `full` stride 1 "
+              "and 2, 18 tracks; `python benchmarks/breath_seeds.py`, about 5 min): refined minus crepe median -0.50 to +0.98 "
+              "cents (without the roughness-adapted smoothing -0.15 to +1.61); the vibrato extent ratio of the ±20-cent "
+              "breath tone ranges 0.962-1.042 over the seeds (0.4 cents of 20: the fit's own noise at this noise "
+              "level), ±50 and ±100 cents 0.991-1.001.",
               "- Guard limits: with 50 and 15 cents (the first setting tried) the refined `full-stride2` vocals measured "
               "1.85 / 16.2 / 41 (median / p95 / p99, env-smoothed) and 3.01 / 25.8 / 59 (as analysed); 100 and 20 gave "
               "1.84 / 14.4 / 36 and 3.10 / 25.3 / 59, tones unchanged, breath +0.06 cents worse (both with scipy's "
