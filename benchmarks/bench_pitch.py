@@ -444,7 +444,7 @@ def write_report(results: list[dict], configs: dict, cases: list[Case], out: Pat
               "crepe: without it (5-frame filter only) `full-stride2` measured breath 2.92 / 8.0 (worst case +1.44), "
               "vocals env-smoothed 1.86 / 14.7, env-as-analysed 3.12 / 25.5. Measured during tuning (`full-stride2`, "
               "worst case / breath median / env-smoothed / env-as-analysed / tone extent min): shrinking toward crepe "
-              "by the same weight instead: -0.12 / 1.72 / 1.91 / 3.27 / 0.915 (crepe's flattened vibrato comes back); "
+              "instead (weight g on a 4-cent scale): -0.12 / 1.72 / 1.91 / 3.27 / 0.915 (crepe's flattened vibrato comes back); "
               "shrinking part-way (0.3) on top of the long filter: +0.38 / 1.59 / 1.94 / 2.89 / 0.966; a fixed 7-frame "
               "quadratic filter everywhere: +0.85 / 2.41 / 1.94 / 2.84 / 0.973; long filter quartic 15 frames: "
               "+0.74 / 2.10 / 1.92 / 2.81 / 0.988, but it keeps only 95 % of an 8 Hz vibrato where noise makes it "
