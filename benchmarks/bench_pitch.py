@@ -32,6 +32,7 @@ Usage::
 
     python benchmarks/bench_pitch.py [--data ../shared/data] [--configs full tiny quality fast ...]
         [--cache DIR]   # keep crepe's unrefined tracks (and the WORLD analyses) between runs
+        [--cases TEXT ...]  # only the cases whose name contains one of these (a partial report)
 
 ``--configs`` takes configuration names (``full``, ``tiny``, ``full-stride2``) or preset names.
 """
@@ -54,7 +55,7 @@ sys.path.insert(0, str(ROOT))
 
 from singvc.audio import load_audio, to_mono  # noqa: E402
 from singvc.config import load_preset  # noqa: E402
-from singvc.pipeline import CoverSettings  # noqa: E402
+from singvc.settings import CoverSettings  # noqa: E402
 from singvc.pitch import PitchTrack, load_pitch_model, refine_track, track_pitch  # noqa: E402
 
 SR = 44100
@@ -318,11 +319,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--configs", nargs="*", help="configuration or preset names (default: all)")
     parser.add_argument("--cache", type=Path, help="folder keeping crepe tracks and WORLD analyses between runs")
-    parser.add_argument("--out", type=Path, default=ROOT / "docs")
+    parser.add_argument("--out", type=Path, help="folder for the report (default: docs/; with --cases: none, "
+                                                 "the figures are only printed)")
+    parser.add_argument("--cases", nargs="*", metavar="TEXT",
+                        help="only the cases whose name contains one of these (e.g. breath jay_7s); "
+                             "the report then covers those cases only")
     args = parser.parse_args(argv)
     if args.cache:
         args.cache.mkdir(parents=True, exist_ok=True)
-    cases = tone_cases() + glide_cases() + vocal_cases(args.data, args.cache)
+    cases = tone_cases() + glide_cases()
+    if not args.cases or any(c in "resynth, env-smoothed env-as-analysed jay_7s see_you_again_28s" for c in args.cases):
+        cases += vocal_cases(args.data, args.cache)
+    if args.cases:
+        cases = [c for c in cases if any(t in c.name for t in args.cases)]
     configs = configurations(args.configs)
     models: dict = {}
     results = []
@@ -345,7 +354,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"{results[-1]['p95_cents']:6.1f}  ext {results[-2].get('vibrato_extent_ratio')} -> "
                   f"{results[-1].get('vibrato_extent_ratio')}  refine {100 * t_refine / (t_crepe + t_refine):.2f} %",
                   flush=True)
-    write_report(results, configs, cases, args.out)
+    out = args.out or (None if args.cases else ROOT / "docs")
+    if out is not None:
+        write_report(results, configs, cases, out)
     return 0
 
 
@@ -425,7 +436,29 @@ def write_report(results: list[dict], configs: dict, cases: list[Case], out: Pat
               "- Refinement runs StoneMask (pyworld) on each voiced frame around crepe's value; a frame keeps crepe's "
               "value when the correction exceeds 100 cents, differs by more than 20 cents from the median correction of "
               "the 2 frames each side, or StoneMask finds no harmonics; accepted runs are smoothed by a 5-frame "
-              "quadratic Savitzky-Golay filter (`singvc.pitch.refine_f0`).",
+              "quadratic Savitzky-Golay filter, and where the contour is rough by a 19-frame sextic one: each frame "
+              "takes g of the first and 1 - g of the second, g = 1 / (1 + (roughness / 2 cents)^2), the roughness "
+              "being the median over 15 frames of each frame's distance from the quartic fitted to the 4 frames each "
+              "side of it (`singvc.pitch.refine_f0`, `contour_roughness`).",
+              "- The roughness-adapted smoothing (issue 17 follow-up) is what brings the breath tones within 1 cent of "
+              "crepe: without it (5-frame filter only) `full-stride2` measured breath 2.92 / 8.0 (worst case +1.44), "
+              "vocals env-smoothed 1.86 / 14.7, env-as-analysed 3.12 / 25.5. Measured during tuning (`full-stride2`, "
+              "worst case / breath median / env-smoothed / env-as-analysed / tone extent min): shrinking toward crepe "
+              "instead (weight g on a 4-cent scale): -0.12 / 1.72 / 1.91 / 3.27 / 0.915 (crepe's flattened vibrato comes back); "
+              "shrinking part-way (0.3) on top of the long filter: +0.38 / 1.59 / 1.94 / 2.89 / 0.966; a fixed 7-frame "
+              "quadratic filter everywhere: +0.85 / 2.41 / 1.94 / 2.84 / 0.973; long filter quartic 15 frames: "
+              "+0.74 / 2.10 / 1.92 / 2.81 / 0.988, but it keeps only 95 % of an 8 Hz vibrato where noise makes it "
+              "rough (tests/test_pitch_refine.py); sextic 21 frames: +0.69 / 2.09 / 1.92 / 2.95 / 0.989, same "
+              "objection (93 %); sextic 19 keeps 98 %. Also measured and not used: StoneMask on the signal low-passed at "
+              "1 kHz (6th-order Butterworth, zero phase), alone or weighted per frame against the full-band estimate "
+              "by inverse squared roughness: breath 1.18 / 1.38 but vocals env-smoothed 2.52 / 2.15 median (1.5 kHz: "
+              "breath 1.93 / 2.01, vocals 2.13 / 2.00); the threshold of the blend (1-2 cents, squared or not, "
+              "roughness over 15 or 25 frames) moves the worst case by 0.12 cents at most.",
+              "- Other breath noise (same tones, noise seeds 11-13 instead of the benchmark's, crepe `full` stride 1 "
+              "and 2, 18 tracks; `python benchmarks/breath_seeds.py`, about 5 min): refined minus crepe median -0.50 to +0.98 "
+              "cents (without the roughness-adapted smoothing -0.15 to +1.61); the vibrato extent ratio of the ±20-cent "
+              "breath tone ranges 0.962-1.042 over the seeds (0.4 cents of 20: the fit's own noise at this noise "
+              "level), ±50 and ±100 cents 0.991-1.001.",
               "- Guard limits: with 50 and 15 cents (the first setting tried) the refined `full-stride2` vocals measured "
               "1.85 / 16.2 / 41 (median / p95 / p99, env-smoothed) and 3.01 / 25.8 / 59 (as analysed); 100 and 20 gave "
               "1.84 / 14.4 / 36 and 3.10 / 25.3 / 59, tones unchanged, breath +0.06 cents worse (both with scipy's "
@@ -437,7 +470,9 @@ def write_report(results: list[dict], configs: dict, cases: list[Case], out: Pat
               "quartic fit > 2 cents) brings breath back to crepe's level (median 2.06) but costs the vocals "
               "(with the 50/15-cent guards: env-smoothed p95 16.8 -> 18.7, env-as-analysed median 3.19 -> 3.93); a harmonic estimator weighting "
               "harmonics by power fixes breath (0.68) but is worse on the vocals (median 2.69 vs 1.91 with `tiny`). "
-              "Neither is used.",
+              "Neither is used (first refinement; the roughness-adapted smoothing above replaced the fallback idea). "
+              "StoneMask's errors on the breath tones are white (lag-1 correlation -0.16 to 0.02, sd 6 cents, "
+              "mean under 1 cent), which is why more smoothing, not a fallback, is the remedy.",
               "- jay_7s moves fast (harvest's contour, even smoothed, has a median slope of 2400 cents/s): it is where "
               "crepe and refinement are both furthest from the truth; the pooled vocal figures are dominated by "
               "see_you_again_28s (28 s of 35 s).",

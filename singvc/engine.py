@@ -29,7 +29,7 @@ from .audio import (
 from .cache import Cache, audio_digest
 from .converters import Converter, converter_class
 from .errors import InvalidReferenceError, PlanError, UserInputError
-from .pitch import PitchTrack, load_pitch_model, track_pitch
+from .pitch import REFINE_VERSION, PitchTrack, load_pitch_model, track_pitch
 from .plan import Register, measure_register, parse_range
 from .run import Timer, buffer_path
 from .separate import Separator, load_separator_model
@@ -260,7 +260,7 @@ class Engine:
         model = model or self.settings.pitch_model
         settings = {"model": model, "hop": self.settings.pitch_hop, "stride": self.settings.pitch_stride}
         if self.settings.pitch_refine:  # unrefined tracks keep the key they were cached under
-            settings["refine"] = True
+            settings["refine"] = REFINE_VERSION
         digest = audio_digest(audio, sample_rate)
         keys = ("times", "f0", "periodicity", "voiced", "hop")
         cached = self.cache.load("pitch", digest, settings, keys=keys)

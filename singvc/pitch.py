@@ -512,6 +512,9 @@ def drop_short_runs(mask: np.ndarray, min_frames: int) -> np.ndarray:
 #: largest correction (cents) the refinement may make to crepe's value on a frame (StoneMask itself
 #: stops at 20 %); 100 (and 20 below) rather than 50 (and 15) lowers the p95 error on re-synthesised
 #: vocals from 16.2 to 14.7 cents with no jump added (p99 41 -> 36; docs/pitch-benchmark.md)
+#: the refinement's version: part of the pitch cache key, so tracks refined by an earlier method
+#: are not served from the cache (2: roughness-adaptive smoothing against breath noise)
+REFINE_VERSION = 2
 REFINE_MAX_CENTS = 100.0
 #: a frame's correction may differ from the median correction of its neighbours by this many cents
 REFINE_JUMP_CENTS = 20.0
@@ -523,6 +526,21 @@ REFINE_NEIGHBOURS = 2
 REFINE_SMOOTH = 5
 #: frames refined per block of audio read (60 s at a 10 ms hop): bounds the memory on long songs
 REFINE_BLOCK_FRAMES = 6000
+#: roughness (cents) at which the refined contour is half smoothed by ``REFINE_SMOOTH`` and half by
+#: ``REFINE_LONG_SMOOTH``: a frame's roughness is the median, over the frames within
+#: ``REFINE_ROUGH_SPAN``, of the distance between a frame's correction and the quartic fitted to the
+#: 4 frames each side of it. Clean tones measure 0.1-0.6 cents (2.7 on the 8 Hz ±100-cent tone,
+#: where StoneMask itself errs more), tones
+#: with breath noise 3-9 (StoneMask alone: white errors of 6 cents sd), re-synthesised vocals a
+#: median 0.8-6 (docs/pitch-benchmark.md)
+REFINE_ROUGH_CENTS = 2.0
+#: sextic Savitzky-Golay window (frames, odd) smoothing rough parts of the contour: 19 frames keep
+#: 98 % of an 8 Hz vibrato (99.9 % at 5.5 Hz) and a quarter of the noise variance; the benchmark's
+#: tones keep an extent ratio of 0.989-1.008 and the breath tones go from 2.9 to 2.05 cents median
+#: (crepe full: 2.0); 0 or 1: no roughness-adapted smoothing
+REFINE_LONG_SMOOTH = 19
+#: frames each side over which a frame's roughness is the median
+REFINE_ROUGH_SPAN = 7
 
 
 def _sliding_nanmedian(values: np.ndarray, radius: int) -> np.ndarray:
@@ -535,6 +553,40 @@ def _sliding_nanmedian(values: np.ndarray, radius: int) -> np.ndarray:
     some = np.isfinite(windows).any(axis=1)
     out[some] = np.nanmedian(windows[some], axis=1)
     return out
+
+
+def _local_fit_weights(radius: int, degree: int, leave_out: bool = False) -> np.ndarray:
+    """Weights (``2 radius + 1``, for a convolution with the window reversed) giving the value at
+    the centre of the least-squares polynomial of ``degree`` fitted to a window of frames; with
+    ``leave_out`` the centre frame itself takes no part in the fit (its weight is 0)."""
+    j = np.arange(-radius, radius + 1, dtype=np.float64)
+    use = j != 0 if leave_out else np.ones(len(j), dtype=bool)
+    basis = np.stack([j[use] ** q for q in range(degree + 1)], axis=1)
+    weights = np.zeros(len(j))
+    weights[use] = np.linalg.pinv(basis)[0]
+    return weights
+
+
+def _filter_in_runs(values: np.ndarray, inside_of: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``values`` filtered by the centred ``weights`` where the whole window lies in frames of
+    ``inside_of`` (NaN elsewhere)."""
+    width = len(weights)
+    inside = np.convolve(inside_of.astype(np.int32), np.ones(width, np.int32), mode="same") == width
+    filtered = np.convolve(np.where(inside_of, values, 0.0), weights[::-1], mode="same")
+    return np.where(inside, filtered, np.nan)
+
+
+def contour_roughness(cents: np.ndarray, accepted: np.ndarray, span: int = REFINE_ROUGH_SPAN) -> np.ndarray:
+    """Local roughness of a contour in cents ``[frames]``: the median over the frames within
+    ``span`` of each frame's distance from the quartic fitted to the 4 frames each side of it (so
+    a vibrato, a glide, even a fast one, measures near 0 and frame-to-frame noise of standard
+    deviation s about 0.9 s). Frames of ``accepted`` only; where none is measurable within ``span``,
+    within ``3 span``; 0 where none there either."""
+    resid = np.abs(cents - _filter_in_runs(cents, accepted, _local_fit_weights(4, 4, leave_out=True)))
+    rough = _sliding_nanmedian(resid, span)
+    wide = _sliding_nanmedian(resid, 3 * span)
+    rough = np.where(np.isfinite(rough), rough, wide)
+    return np.where(np.isfinite(rough) & accepted, rough, 0.0)
 
 
 def stonemask_f0(
@@ -586,6 +638,8 @@ def refine_f0(
     neighbours: int = REFINE_NEIGHBOURS,
     smooth: int = REFINE_SMOOTH,
     frames_per_block: int = REFINE_BLOCK_FRAMES,
+    long_smooth: int = REFINE_LONG_SMOOTH,
+    rough_cents: float = REFINE_ROUGH_CENTS,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Refine a pitch contour by the instantaneous frequency of its harmonics, guarded.
 
@@ -596,6 +650,12 @@ def refine_f0(
     refused). Within each run of accepted frames the refined contour (in cents) is smoothed by a
     quadratic Savitzky-Golay filter ``smooth`` frames long (odd; the first and last ``smooth // 2``
     frames of a run are left as they are); every other frame keeps its f0 exactly.
+
+    Where the refined contour is rough (noise, e.g. breath, in the upper harmonics StoneMask
+    weighs: :func:`contour_roughness` of the unsmoothed corrections), it is smoothed more: each
+    frame takes ``g`` of the short filter and ``1 - g`` of a sextic Savitzky-Golay filter
+    ``long_smooth`` frames long (where its window lies in accepted frames), with
+    ``g = 1 / (1 + (roughness / rough_cents)^2)``. ``long_smooth`` 0 or 1: no such smoothing.
 
     Args:
         audio: float32 ``[channels, samples]`` (array or DiskAudio), read block by block.
@@ -618,6 +678,12 @@ def refine_f0(
     delta[~(np.abs(delta - local) <= jump_cents)] = np.nan
     accepted = np.isfinite(delta)
     cents = 1200.0 * np.log2(np.where(accepted, f0, 1.0)) + np.where(accepted, delta, 0.0)
+    rough_smoothed = None
+    if long_smooth >= 3 and len(cents) >= long_smooth:
+        long = _filter_in_runs(cents, accepted, _local_fit_weights(int(long_smooth) // 2, 6))
+        if np.isfinite(long).any():
+            clean = 1.0 / (1.0 + (contour_roughness(cents, accepted) / rough_cents) ** 2)
+            rough_smoothed = (long, clean)
     if smooth >= 3 and len(cents) >= smooth:
         # quadratic Savitzky-Golay smoothing weights, (3(3m^2 + 3m - 1) - 15 j^2) / ((4m^2 - 1)(2m + 3)),
         # applied where the whole window lies in accepted frames (the first and last m of a run stay)
@@ -626,6 +692,9 @@ def refine_f0(
         weights = (3.0 * (3 * m * m + 3 * m - 1) - 15.0 * j**2) / ((4 * m * m - 1) * (2 * m + 3))
         inside = np.convolve(accepted.astype(np.int32), np.ones(2 * m + 1, np.int32), mode="same") == 2 * m + 1
         cents = np.where(inside, np.convolve(cents, weights[::-1], mode="same"), cents)
+    if rough_smoothed is not None:
+        long, clean = rough_smoothed
+        cents = np.where(np.isfinite(long), clean * cents + (1.0 - clean) * long, cents)
     out = f0.copy()
     out[accepted] = 2.0 ** (cents[accepted] / 1200.0)
     return out, accepted
