@@ -359,6 +359,10 @@ class Singvc(Engine):
                 uses a voice (``dsp``) needs one of the two to change the timbre.
         """
         s = self.settings
+        rate = self.converter().sample_rate if s.backing == "convert" else None
+        if rate not in (None, sample_rate):  # convert_backing does not resample
+            raise UserInputError(f"--backing convert needs a converter that works at the song's rate "
+                                 f"({sample_rate} Hz); {s.converter} works at {rate} Hz")
         timer = Timer()
         cache_hits: dict[str, bool] = {}
         target = self.resolve_target(voice, reference, reference_rate or sample_rate, s.target_range, s.transpose,
@@ -377,10 +381,6 @@ class Singvc(Engine):
             track, cache_hits["pitch"] = self.track(vocals, sample_rate)
         split = None
         if s.backing != "off":
-            rate = self.converter().sample_rate
-            if s.backing == "convert" and rate not in (None, sample_rate):
-                raise UserInputError(f"--backing convert needs a converter that works at the song's rate "
-                                     f"({sample_rate} Hz); {s.converter} works at {rate} Hz")
             with timer.stage("split"):
                 split = separate_backing(self, vocals, sample_rate, track, scratch)
         with timer.stage("plan"):
