@@ -488,6 +488,7 @@ def convert_backing(
     out: "np.ndarray | DiskAudio | None" = None,
     scratch_path=None,
     fade_seconds: float = 0.015,
+    shifted_out: "np.ndarray | DiskAudio | None" = None,
 ) -> tuple["np.ndarray | DiskAudio", dict]:
     """``--backing convert``: the backing in the converted voice, with the lead's shift.
 
@@ -498,6 +499,7 @@ def convert_backing(
     with the instrumental's phase-vocoder key shift (:func:`singvc.keyshift.pitch_shift`; formants
     move with it), so that they stay in the song's new key; with ``semitones == 0`` they are kept
     as they are. Joined by ``fade_seconds`` linear cross-fades at the voicing boundaries.
+    ``shifted_out``: a buffer for the transposed backing (e.g. a DiskAudio; default a new array).
 
     Returns:
         ``(audio, info)``: float32 ``[channels, samples]`` (``out`` when given) and
@@ -510,7 +512,7 @@ def convert_backing(
     converted = sum(b - a for a, b in runs) / sample_rate
     transposed = bool(semitones) and converted < n / sample_rate
     if transposed:
-        shifted = pitch_shift(audio, sample_rate, semitones, scratch_path=scratch_path)
+        shifted = pitch_shift(audio, sample_rate, semitones, out=shifted_out, scratch_path=scratch_path)
         fade = max(1, int(fade_seconds * sample_rate))
         for start, stop in blocks(n):
             rest = 1.0 - crossfade_weight(runs, n, fade, start, stop)

@@ -26,6 +26,7 @@ import numpy as np
 from .audio import (
     as_audio, blocks, check_finite, check_result, difference, load_audio, match_channels, new_like, peak_dbfs,
 )
+from .backing import SplitReport, split_lead, track_backing
 from .cache import Cache, audio_digest
 from .converters import Converter, converter_class
 from .errors import InvalidReferenceError, PlanError, UserInputError
@@ -42,6 +43,8 @@ MIN_REFERENCE_SECONDS = 1.0
 SILENT_DBFS = -60.0
 #: a target voice with less voiced audio than this gets a warning
 MIN_VOICED_SECONDS = 3.0
+#: the crepe capacity that tracks the backing voice (what docs/backing-benchmark.md measured)
+BACKING_PITCH_MODEL = "tiny"
 
 
 def check_reference(audio: np.ndarray, sample_rate: int, name: str = "reference") -> None:
@@ -280,6 +283,29 @@ class Engine:
             "times": track.times, "f0": track.f0, "periodicity": track.periodicity,
             "voiced": track.voiced, "hop": np.float64(track.hop)})
         return track, False
+
+    def split_backing(self, vocals: np.ndarray, sample_rate: int, track: PitchTrack,
+                      scratch: Path | None = None) -> tuple[np.ndarray, np.ndarray, SplitReport]:
+        """Split the vocal stem ``vocals`` (tracked as ``track``) into ``(lead, backing, report)``.
+
+        The backing's pitch is crepe (:data:`BACKING_PITCH_MODEL`, whatever the vocal's model) on
+        what the lead's harmonics leave (:func:`singvc.backing.track_backing`), then
+        :func:`singvc.backing.split_lead` writes both parts; ``lead + backing == vocals`` (to float32
+        rounding). With a ``scratch`` folder the residual, lead and backing are
+        :class:`~singvc.audio.DiskAudio` files there (``vocals_lead_residual``, ``vocals_lead``,
+        ``vocals_backing``), else arrays. Not cached (yet).
+        """
+        vocals = as_audio(vocals, "vocals")
+        residual = new_like(vocals, buffer_path(scratch, "vocals_lead_residual"))
+        backing_track = track_backing(vocals, sample_rate, track, self.pitch_model_for(BACKING_PITCH_MODEL),
+                                      residual_out=residual, progress=self.progress, callback=self.callback)
+        lead, backing, report = split_lead(vocals, sample_rate, track, backing_track=backing_track,
+                                           lead_out=new_like(vocals, buffer_path(scratch, "vocals_lead")),
+                                           backing_out=new_like(vocals, buffer_path(scratch, "vocals_backing")),
+                                           callback=self.callback)
+        check_result(lead, "lead vocal")
+        check_result(backing, "backing vocal")
+        return lead, backing, report
 
     def target_register(self, reference: np.ndarray, sample_rate: int) -> Register:
         """The register of a reference clip (validated: long enough, not silent, voiced)."""

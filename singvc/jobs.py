@@ -22,7 +22,7 @@ from .errors import UserInputError
 from .jsonio import write_json
 from .plot import save_range_plot
 from .run import Timer, buffer_path, scratch_folder, staged_output
-from .runfolders import OUTPUT_FILES, audio_bytes, check_output_dir, plan_aside
+from .runfolders import OUTPUT_FILES, SPLIT_FILES, audio_bytes, check_output_dir, plan_aside
 from .session import cover_session, stems_session, write_session, write_session_folder
 from .voice import VoiceProfile
 
@@ -30,6 +30,9 @@ from .voice import VoiceProfile
 #: the free-space check made before the work; a DAW session adds every stem again
 RUN_BUFFERS = 10
 DAW_BUFFERS = 6
+#: more of them when the vocal is split (residual, lead, backing, the converted backing and its
+#: transposition, lead + backing, dereverbed and converted-dry lead)
+BACKING_BUFFERS = 8
 #: float32 buffers of the song's length that separate and stems keep on the output's disk at most
 SEPARATE_BUFFERS = 6
 STEMS_BUFFERS = 10
@@ -148,7 +151,8 @@ def cover_file(
     if song_path is None and vocals_path is None:
         raise UserInputError("give a song, or --vocals (and --instrumental)")
     # output problems are found now, not after the whole job
-    check_output_dir(out_dir, estimate_run_bytes(song_path or vocals_path, daw))
+    check_output_dir(out_dir, estimate_run_bytes(song_path or vocals_path, daw,
+                                                 engine.settings.backing != "off" or engine.settings.dereverb))
     # every full-length buffer lives in a working folder on disk and each stage streams through
     # it: memory stays flat as songs get longer
     with scratch_folder(out_dir) as scratch:
@@ -169,10 +173,11 @@ def cover_file(
                            extra_report=extra_report, stems=stems)
 
 
-def estimate_run_bytes(input_path: str | os.PathLike | None, daw: bool = False) -> int:
+def estimate_run_bytes(input_path: str | os.PathLike | None, daw: bool = False, backing: bool = False) -> int:
     """About how many bytes a cover run of the audio file ``input_path`` needs on the output's
-    disk at most (working buffers and outputs); 0 when the file cannot be read here."""
-    return audio_bytes(input_path) * (RUN_BUFFERS + (DAW_BUFFERS if daw else 0))
+    disk at most (working buffers and outputs; ``backing``: the vocal is split or dereverbed);
+    0 when the file cannot be read here."""
+    return audio_bytes(input_path) * (RUN_BUFFERS + (DAW_BUFFERS if daw else 0) + (BACKING_BUFFERS if backing else 0))
 
 
 def save_result(
@@ -202,7 +207,8 @@ def save_result(
     """
     timer = timer or Timer()
     report = result.report
-    outputs = [n for n in OUTPUT_FILES if stems or n in ALWAYS_WRITTEN] + (["session"] if daw else [])
+    outputs = [n for n in OUTPUT_FILES if (stems or n in ALWAYS_WRITTEN)
+               and (n not in SPLIT_FILES or n in result.extra_stems)] + (["session"] if daw else [])
     aside = plan_aside(out_dir, outputs, protect=(inputs or {}).values())
     with staged_output(out_dir, aside) as staging:
         with timer.stage("write"):

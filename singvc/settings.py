@@ -130,6 +130,16 @@ SCHEMA: dict[str, Setting] = {s.name: s for s in [
        "vocoder (moves identity further); waveform filters the singer's own waveform (more natural, exact pitch, "
        "faster); shifted regions always use WORLD", "convert", choices=("world", "waveform"), flag="--render",
        commands=("cover",), label="Unshifted passages rendered by"),
+    _s("backing", str, "off", "lead/backing split of the vocal stem (docs/backing.md): keep: the original backing "
+       "stays under the converted lead; convert: the backing is converted to the same voice with the same shift; "
+       "mute: the backing is dropped; off: no split (the whole stem is converted, as before). Writes "
+       "vocals_lead.wav and vocals_backing.wav when split. Off by default for now: the issue's default, keep, "
+       "waits for listening tests and the in-room target", "convert", choices=("off", "keep", "convert", "mute"),
+       flag="--backing", commands=("cover",), label="Backing vocals"),
+    _s("dereverb", bool, False, "take the room off the lead before conversion (WPE) and put an estimated room back "
+       "on the converted lead (without --backing: on the whole vocal stem); slow, and the room put back decays "
+       "shorter than the original (docs/backing.md)", "convert", flag="--dereverb", const=True,
+       commands=("cover",), label="Remove the room before converting"),
     # -- output ---------------------------------------------------------------------------------
     _s("ceiling_dbtp", float, -1.0, "true-peak ceiling of the mix", "output", range=(-20.0, 0.0), unit="dBTP", label="Mix ceiling"),
     _s("bit_depth", str, "24", "WAV format", "output", choices=("16", "24", "32f"), flag="--bit-depth",
