@@ -137,7 +137,7 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def run_all(real: bool, only: list[str] | None = None) -> dict[str, dict[str, str]]:
+def run_all(real: bool, only: list[str] | None = None, no_refine: bool = False) -> dict[str, dict[str, str]]:
     results: dict[str, dict[str, str]] = {}
     with tempfile.TemporaryDirectory(prefix="singvc-same-") as tmp:
         tmp = Path(tmp)
@@ -148,6 +148,8 @@ def run_all(real: bool, only: list[str] | None = None) -> dict[str, dict[str, st
             out = tmp / "out" / name
             cmd = [sys.executable, "-m", "singvc", *args, "-o", str(out), "--quiet",
                    "--cache-dir", str(tmp / "cache")]
+            if no_refine:
+                cmd += ["--set", "settings.pitch_refine=false"] if args[0] == "run" else ["--no-pitch-refine"]
             done = subprocess.run(cmd, capture_output=True, text=True)
             if done.returncode != 0:
                 results[name] = {"error": f"exit {done.returncode}: {done.stderr.strip()[-400:]}"}
@@ -172,8 +174,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--check", metavar="JSON", help="compare with a record")
     ap.add_argument("--real", action="store_true", help="also the jobs on ../shared/data (about 3 min more)")
     ap.add_argument("--only", nargs="*", help="run only these jobs")
+    ap.add_argument("--no-refine", action="store_true",
+                    help="every job with pitch refinement off (compare with a record made before it existed)")
     args = ap.parse_args(argv)
-    results = run_all(args.real, args.only)
+    results = run_all(args.real, args.only, args.no_refine)
     if args.write:
         Path(args.write).write_text(json.dumps({"versions": versions(), "jobs": results}, indent=1) + "\n")
         print(f"wrote {args.write}: {sum(len(v) for v in results.values())} files in {len(results)} jobs")

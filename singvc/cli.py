@@ -18,7 +18,7 @@ from typing import Iterator
 
 import numpy as np
 
-from . import weights
+from . import ui, weights
 from .audio import fit_length, load_audio, resample
 from .cache import KINDS, Cache, parse_gigabytes
 from .config import preset_layer
@@ -27,7 +27,7 @@ from .cover import Singvc
 from .doctor import check_stack, describe, require_stack
 from .engine import load_voice
 from .evaluate import evaluate, load_encoder
-from .errors import SingvcError, SingvcWarning, UserInputError
+from .errors import SingvcError, SingvcWarning, UserInputError, error_line
 from .jobs import cover_file, separate_file, stems_file
 from .jsonio import dumps as json_dumps
 from .pitch import PITCH_MODELS, PitchTrack
@@ -266,6 +266,22 @@ def get_parser() -> argparse.ArgumentParser:
                         "per song; songs already done are skipped")
     p.add_argument("-o", "--output", type=_path, metavar="DIR", help="output folder (overrides output.dir)")
     _add_common(p, "run")
+
+    p = sub.add_parser("ui", help="the local web app (needs 'pip install singvc[ui]'): covers, vocal features, "
+                                  "batches, voices, models and cache, in the browser")
+    p.add_argument("--host", default=ui.DEFAULT_HOST,
+                   help=f"address to serve on. Default: {ui.DEFAULT_HOST} (this machine only)")
+    p.add_argument("--port", type=int, default=ui.DEFAULT_PORT, help=f"port. Default: {ui.DEFAULT_PORT}")
+    p.add_argument("--workdir", type=_path, metavar="DIR",
+                   help="the app's working folder: uploads, one folder per job "
+                        "(default: $SINGVC_HOME/ui or ~/.local/share/singvc/ui)")
+    p.add_argument("--cache-dir", type=_path, metavar="DIR",
+                   help="cache for separation and pitch results (default: $SINGVC_CACHE_DIR or ~/.cache/singvc)")
+    p.add_argument("--max-upload-mb", type=float, default=ui.MAX_UPLOAD_MB, metavar="MB",
+                   help=f"largest upload accepted. Default: {ui.MAX_UPLOAD_MB}")
+    p.add_argument("--share", action="store_true",
+                   help="also open a public link through Gradio's share servers (off by default: the app is offline)")
+    p.add_argument("--open", action="store_true", help="open the page in the default browser")
     return parser
 
 
@@ -607,8 +623,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if any(i.status == "failed" for i in items) else 0
 
 
+def cmd_ui(args: argparse.Namespace) -> int:
+    """Serve the web app until Ctrl-C (or SIGTERM); the running job is cancelled on the way out."""
+    if not 0 < args.port < 65536:
+        raise _UsageError(f"argument --port: must be from 1 to 65535 (got {args.port})", "singvc ui")
+    if not args.max_upload_mb > 0:
+        raise _UsageError(f"argument --max-upload-mb: must be > 0 (got {args.max_upload_mb:g})", "singvc ui")
+    demo, url = ui.serve(args.host, args.port, args.workdir, args.cache_dir, share=args.share,
+                         max_upload_mb=args.max_upload_mb, open_browser=args.open)
+    print(f"singvc ui: {url} (working folder {demo.singvc_app.workspace.root}; Ctrl-C to stop)", flush=True)
+    try:
+        demo.block_thread()
+    finally:
+        request_cancel()
+        demo.close()
+    return 0
+
+
 COMMANDS = {"cover": cmd_cover, "separate": cmd_separate, "stems": cmd_stems, "pitch": cmd_pitch, "plan": cmd_plan, "voice": cmd_voice, "eval": cmd_eval,
-            "run": cmd_run, "cache": cmd_cache, "doctor": cmd_doctor, "models": cmd_models}
+            "run": cmd_run, "cache": cmd_cache, "doctor": cmd_doctor, "models": cmd_models, "ui": cmd_ui}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -672,8 +705,7 @@ def _run(args: argparse.Namespace, debug: bool) -> int:
     except SingvcError as exc:
         if debug:
             raise
-        message = " ".join(str(exc).split())
-        print(f"singvc: error: {message}", file=sys.stderr)
+        print(error_line(exc), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("singvc: interrupted", file=sys.stderr)
@@ -681,15 +713,13 @@ def _run(args: argparse.Namespace, debug: bool) -> int:
     except Cancelled:
         print("singvc: terminated", file=sys.stderr)
         return 143
-    except MemoryError:
-        print("singvc: error: out of memory (try a shorter song or --pitch-model tiny)", file=sys.stderr)
+    except MemoryError as exc:
+        print(error_line(exc), file=sys.stderr)
         return 1
     except Exception as exc:  # a bug: still one line, with a way to get the traceback
         if debug:
             raise
-        first = " ".join(str(exc).split())[:300]
-        print(f"singvc: internal error: {type(exc).__name__}: {first} (set SINGVC_DEBUG=1 for a traceback)",
-              file=sys.stderr)
+        print(error_line(exc), file=sys.stderr)
         return 70
 
 

@@ -3,6 +3,12 @@
 resolve the target (:meth:`~singvc.engine.Engine.resolve_target`) -> :func:`plan_shift` ->
 :func:`convert_vocal` (+ :func:`follow_key`) -> :func:`remix_vocal` -> :func:`cover_report`.
 
+With ``settings.backing`` other than ``off`` the vocal stem is split after pitch tracking
+(:func:`separate_backing`), the lead alone is converted (:func:`convert_lead`: dereverbed first
+and given an estimated room after when ``settings.dereverb``), and :func:`rejoin_backing` puts
+the lead at the original lead's loudness and the backing (kept, converted or muted) under it
+before the remix. With ``off`` (the default) the steps are exactly those above.
+
 :class:`Singvc` is the engine (:class:`~singvc.engine.Engine`: models loaded once) plus
 :meth:`Singvc.cover`, which runs the steps in that order; vocal features
 (:mod:`singvc.feature`) call the same steps on each section. File-level jobs (reading inputs,
@@ -18,7 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .audio import as_audio, check_result, fit_length, new_like, output_peak_limit, peak_dbfs, resample_into
+from .audio import (
+    as_audio, blocks, check_result, fit_length, new_like, output_peak_limit, peak_dbfs, resample_into,
+)
+from .backing import SplitReport, convert_backing, describe_split
 from .cache import Cache
 from .engine import Engine
 from .errors import UserInputError
@@ -26,6 +35,7 @@ from .keyshift import pitch_shift
 from .loudness import LoudnessMatch, RemixInfo, integrated_loudness, match_loudness, remix, true_peak_dbtp
 from .pitch import PitchTrack
 from .plan import RangePlan, Register, plan_transposition
+from .room import RoomEstimate, add_estimated_room, dereverb
 from .run import Timer, buffer_path
 from .settings import CoverSettings
 from .voice import VoiceProfile
@@ -50,6 +60,9 @@ class CoverResult:
     separated: dict[str, np.ndarray] = field(default_factory=dict)
     #: semitones the converted vocal actually moved (0 when the converter passes it through)
     vocal_shift: float = 0.0
+    #: more outputs of the same shape, by file name: the original ``vocals_lead.wav`` and
+    #: ``vocals_backing.wav`` when the vocal stem was split (``settings.backing`` not ``off``)
+    extra_stems: dict[str, np.ndarray] = field(default_factory=dict)
 
     def stems(self) -> dict[str, np.ndarray]:
         return {
@@ -57,6 +70,7 @@ class CoverResult:
             "vocals_converted.wav": self.vocals_converted,
             "vocals_original.wav": self.vocals_original,
             "instrumental.wav": self.instrumental,
+            **self.extra_stems,
         }
 
 
@@ -115,6 +129,100 @@ def convert_vocal(engine: Engine, vocals: np.ndarray, sample_rate: int, track: P
         converted = out
     check_result(converted, "converted vocal")
     return converted
+
+
+@dataclass
+class BackingSplit:
+    """The vocal stem split into the original ``lead`` and ``backing`` (float32 ``[channels,
+    samples]``, ``lead + backing == stem``), what :func:`singvc.backing.split_lead` found and its
+    description for the report (:func:`singvc.backing.describe_split`)."""
+
+    lead: np.ndarray
+    backing: np.ndarray
+    report: SplitReport
+    described: dict
+
+
+def separate_backing(engine: Engine, vocals, sample_rate: int, track: PitchTrack,
+                     scratch: Path | None = None) -> BackingSplit:
+    """Split the vocal stem ``vocals`` (pitch ``track``) into lead and backing
+    (:meth:`~singvc.engine.Engine.split_backing`; buffers in ``scratch`` when given)."""
+    lead, backing, report = engine.split_backing(vocals, sample_rate, track, scratch)
+    return BackingSplit(lead, backing, report, describe_split(report, vocals, backing, sample_rate))
+
+
+def convert_lead(engine: Engine, lead, sample_rate: int, track: PitchTrack, semitones: float,
+                 voice: VoiceProfile | None, scratch: Path | None = None) -> tuple:
+    """:func:`convert_vocal` of ``lead``; with ``settings.dereverb`` the lead is dereverbed first
+    (:func:`singvc.room.dereverb`, WPE) and the converted lead gets a room like the one removed
+    (:func:`singvc.room.add_estimated_room`). Returns ``(converted, room estimate or None)``."""
+    if not engine.settings.dereverb:
+        return convert_vocal(engine, lead, sample_rate, track, semitones, voice, scratch), None
+    dry, room = dereverb(lead, sample_rate, out=new_like(lead, buffer_path(scratch, "vocals_dry")),
+                         callback=engine.callback)
+    check_result(dry, "dereverbed vocal")
+    converted = convert_vocal(engine, dry, sample_rate, track, semitones, voice, scratch, name="vocals_converted_dry")
+    wet = add_estimated_room(converted, sample_rate, room,
+                             out=new_like(converted, buffer_path(scratch, "vocals_converted")))
+    check_result(wet, "converted vocal with its room")
+    return wet, room
+
+
+def rejoin_backing(engine: Engine, split: BackingSplit, converted, plan: RangePlan, voice: VoiceProfile | None,
+                   sample_rate: int, scratch: Path | None = None) -> tuple:
+    """The converted vocal of a split stem: ``converted`` (the converted lead) scaled in place to
+    the original lead's loudness, plus, by ``settings.backing``, the original backing (``keep``),
+    the backing converted toward the same voice with the same shift and matched to the original
+    backing's loudness (``convert``, :func:`singvc.backing.convert_backing`; its pitch is the
+    engine's vocal track of the backing), or nothing (``mute``).
+
+    Returns ``(vocal, lead_match, lead_lufs, backing_info)``; ``vocal`` is a new buffer (the
+    matched lead itself for ``mute``)."""
+    mode = engine.settings.backing
+    lead_lufs = integrated_loudness(split.lead, sample_rate)
+    matched, match = match_loudness(converted, sample_rate, lead_lufs, out=converted)
+    info: dict = {}
+    if mode == "mute":
+        return matched, match, lead_lufs, info
+    backing = split.backing
+    if mode == "convert":
+        if not split.report.split:
+            info = {"converted": False, "note": "no backing found: nothing to convert"}
+        else:
+            converter = engine.converter()
+            backing_track, _ = engine.track(split.backing, sample_rate)
+            semitones = plan.semitones if converter.moves_pitch else 0.0
+            converted_backing, done = convert_backing(
+                split.backing, sample_rate, backing_track, converter, semitones,
+                voice=engine.prepared_voice(converter, voice),
+                out=new_like(split.backing, buffer_path(scratch, "vocals_backing_converted")),
+                scratch_path=buffer_path(scratch, "vocals_backing_stretched"),
+                shifted_out=new_like(split.backing, buffer_path(scratch, "vocals_backing_shifted")))
+            check_result(converted_backing, "converted backing")
+            backing, backing_match = match_loudness(converted_backing, sample_rate, split.report.backing_lufs,
+                                                    out=converted_backing)
+            info = {"converted": True, "semitones": semitones, **done,
+                    "lufs_after": report_number(backing_match.after_lufs),
+                    "gain_db": round(backing_match.gain_db, 3), "note": backing_match.note}
+    vocal = new_like(matched, buffer_path(scratch, "vocals_converted_with_backing"))
+    for a, b in blocks(matched.shape[-1]):
+        vocal[:, a:b] = matched[:, a:b] + backing[:, a:b]
+    return vocal, match, lead_lufs, info
+
+
+def backing_report(mode: str, split: BackingSplit | None, room: RoomEstimate | None, lead_lufs: float | None,
+                   match: LoudnessMatch | None, converted_backing: dict) -> dict:
+    """``report["backing"]``: the mode, what the split found (:func:`singvc.backing.describe_split`),
+    the loudness the converted lead was matched to, the converted backing and the room estimate."""
+    out: dict = {"mode": mode}
+    if split is not None:
+        out.update(split.described)
+        out["lead_lufs"] = report_number(lead_lufs)
+        out["lead_gain_db"] = round(match.gain_db, 3)
+        if mode == "convert":
+            out["converted_backing"] = converted_backing
+    out["room"] = None if room is None else room.as_dict()
+    return out
 
 
 def key_warning(engine: Engine, plan: RangePlan) -> str | None:
@@ -183,7 +291,7 @@ def run_report(settings: CoverSettings, track: PitchTrack, timer: Timer, warning
     """The report entries every run shares: pitch summary, time and memory per stage, warnings, versions."""
     return {
         "pitch": {"model": settings.pitch_model, "hop_seconds": track.hop, "stride": settings.pitch_stride,
-                  "voiced_share": round(float(track.voiced.mean()), 4)},
+                  "refined": bool(track.refined), "voiced_share": round(float(track.voiced.mean()), 4)},
         "seconds": {k: round(v, 3) for k, v in timer.seconds.items()},
         "peak_memory_mb": dict(timer.peak_mb),
         "warnings": warnings,
@@ -251,6 +359,10 @@ class Singvc(Engine):
                 uses a voice (``dsp``) needs one of the two to change the timbre.
         """
         s = self.settings
+        rate = self.converter().sample_rate if s.backing == "convert" else None
+        if rate not in (None, sample_rate):  # convert_backing does not resample
+            raise UserInputError(f"--backing convert needs a converter that works at the song's rate "
+                                 f"({sample_rate} Hz); {s.converter} works at {rate} Hz")
         timer = Timer()
         cache_hits: dict[str, bool] = {}
         target = self.resolve_target(voice, reference, reference_rate or sample_rate, s.target_range, s.transpose,
@@ -267,20 +379,43 @@ class Singvc(Engine):
 
         with timer.stage("pitch"):
             track, cache_hits["pitch"] = self.track(vocals, sample_rate)
+        split = None
+        if s.backing != "off":
+            with timer.stage("split"):
+                split = separate_backing(self, vocals, sample_rate, track, scratch)
         with timer.stage("plan"):
             plan = plan_shift(track, target.register, s, warnings)
         with timer.stage("convert"):
-            converted = convert_vocal(self, vocals, sample_rate, track, plan.semitones, target.voice, scratch)
+            converted, room = convert_lead(self, vocals if split is None else split.lead, sample_rate, track,
+                                           plan.semitones, target.voice, scratch)
             instrumental, separated = follow_key(self, plan, instrumental, separated, sample_rate, scratch, warnings)
+        extra_stems: dict[str, np.ndarray] = {}
         with timer.stage("loudness_remix"):
-            matched, match, mix, mix_info, original_lufs = remix_vocal(s, vocals, converted, instrumental, song,
-                                                                       sample_rate, scratch, warnings)
+            if split is None:
+                matched, match, mix, mix_info, original_lufs = remix_vocal(s, vocals, converted, instrumental, song,
+                                                                           sample_rate, scratch, warnings)
+            else:
+                matched, match, lead_lufs, converted_backing = rejoin_backing(
+                    self, split, converted, plan, target.voice, sample_rate, scratch)
+                original_lufs = integrated_loudness(vocals, sample_rate)
+                mix, mix_info = mix_with(s, matched, instrumental, song, sample_rate, scratch, warnings)
+                extra_stems = {"vocals_lead.wav": split.lead, "vocals_backing.wav": split.backing}
         report = cover_report(self, song, sample_rate, source, plan, target.voice, vocals, instrumental,
                               original_lufs, match, mix_info, cache_hits, track, timer, warnings)
+        if split is not None or room is not None:
+            report["backing"] = backing_report(s.backing, split, room, lead_lufs if split else None, match,
+                                               converted_backing if split else {})
+            if split is not None:  # the converted lead was matched to the original lead, not the stem
+                report["loudness"]["vocal_note"] = "; ".join(
+                    n for n in ("converted lead matched to the original lead (report: backing.lead_lufs)",
+                                match.note) if n)
+                report["loudness"]["vocals_converted_with_backing_lufs"] = report_number(
+                    integrated_loudness(matched, sample_rate))
         return CoverResult(mix=mix, vocals_converted=matched, vocals_original=vocals, instrumental=instrumental,
                            sample_rate=sample_rate, plan=plan, pitch=track, report=report, song=song,
                            separated=separated,
-                           vocal_shift=plan.semitones if self.converter().moves_pitch else 0.0)
+                           vocal_shift=plan.semitones if self.converter().moves_pitch else 0.0,
+                           extra_stems=extra_stems)
 
 
 def cover(

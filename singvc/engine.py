@@ -26,10 +26,11 @@ import numpy as np
 from .audio import (
     as_audio, blocks, check_finite, check_result, difference, load_audio, match_channels, new_like, peak_dbfs,
 )
+from .backing import SplitReport, split_lead, track_backing
 from .cache import Cache, audio_digest
 from .converters import Converter, converter_class
 from .errors import InvalidReferenceError, PlanError, UserInputError
-from .pitch import PitchTrack, load_pitch_model, track_pitch
+from .pitch import REFINE_VERSION, PitchTrack, load_pitch_model, track_pitch
 from .plan import Register, measure_register, parse_range
 from .run import Timer, buffer_path
 from .separate import Separator, load_separator_model
@@ -42,6 +43,8 @@ MIN_REFERENCE_SECONDS = 1.0
 SILENT_DBFS = -60.0
 #: a target voice with less voiced audio than this gets a warning
 MIN_VOICED_SECONDS = 3.0
+#: the crepe capacity that tracks the backing voice (what docs/backing-benchmark.md measured)
+BACKING_PITCH_MODEL = "tiny"
 
 
 def check_reference(audio: np.ndarray, sample_rate: int, name: str = "reference") -> None:
@@ -259,6 +262,8 @@ class Engine:
         audio = as_audio(audio)
         model = model or self.settings.pitch_model
         settings = {"model": model, "hop": self.settings.pitch_hop, "stride": self.settings.pitch_stride}
+        if self.settings.pitch_refine:  # unrefined tracks keep the key they were cached under
+            settings["refine"] = REFINE_VERSION
         digest = audio_digest(audio, sample_rate)
         keys = ("times", "f0", "periodicity", "voiced", "hop")
         cached = self.cache.load("pitch", digest, settings, keys=keys)
@@ -269,14 +274,38 @@ class Engine:
         if cached is not None:
             return PitchTrack(times=cached["times"], f0=cached["f0"], periodicity=cached["periodicity"],
                               voiced=cached["voiced"].astype(bool), hop=float(cached["hop"]),
-                              model=model), True
+                              model=model, refined=self.settings.pitch_refine), True
         track = track_pitch(audio, sample_rate, self.pitch_model_for(model), hop_seconds=self.settings.pitch_hop,
-                            stride=self.settings.pitch_stride, progress=self.progress, callback=self.callback)
+                            stride=self.settings.pitch_stride, refine=self.settings.pitch_refine,
+                            progress=self.progress, callback=self.callback)
         track.check_finite()  # checked before it is cached or used
         self.cache.save("pitch", digest, settings, {
             "times": track.times, "f0": track.f0, "periodicity": track.periodicity,
             "voiced": track.voiced, "hop": np.float64(track.hop)})
         return track, False
+
+    def split_backing(self, vocals: np.ndarray, sample_rate: int, track: PitchTrack,
+                      scratch: Path | None = None) -> tuple[np.ndarray, np.ndarray, SplitReport]:
+        """Split the vocal stem ``vocals`` (tracked as ``track``) into ``(lead, backing, report)``.
+
+        The backing's pitch is crepe (:data:`BACKING_PITCH_MODEL`, whatever the vocal's model) on
+        what the lead's harmonics leave (:func:`singvc.backing.track_backing`), then
+        :func:`singvc.backing.split_lead` writes both parts; ``lead + backing == vocals`` (to float32
+        rounding). With a ``scratch`` folder the residual, lead and backing are
+        :class:`~singvc.audio.DiskAudio` files there (``vocals_lead_residual``, ``vocals_lead``,
+        ``vocals_backing``), else arrays. Not cached (yet).
+        """
+        vocals = as_audio(vocals, "vocals")
+        residual = new_like(vocals, buffer_path(scratch, "vocals_lead_residual"))
+        backing_track = track_backing(vocals, sample_rate, track, self.pitch_model_for(BACKING_PITCH_MODEL),
+                                      residual_out=residual, progress=self.progress, callback=self.callback)
+        lead, backing, report = split_lead(vocals, sample_rate, track, backing_track=backing_track,
+                                           lead_out=new_like(vocals, buffer_path(scratch, "vocals_lead")),
+                                           backing_out=new_like(vocals, buffer_path(scratch, "vocals_backing")),
+                                           callback=self.callback)
+        check_result(lead, "lead vocal")
+        check_result(backing, "backing vocal")
+        return lead, backing, report
 
     def target_register(self, reference: np.ndarray, sample_rate: int) -> Register:
         """The register of a reference clip (validated: long enough, not silent, voiced)."""

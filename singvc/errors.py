@@ -80,3 +80,16 @@ class SingvcWarning(UserWarning):
     """Something the user should know that does not stop the run (a damaged cache entry
     recomputed, a truncated file read, headroom gain applied). The library issues it with
     :func:`warnings.warn`; the CLI prints each as one line ``singvc: warning: ...``."""
+
+
+def error_line(exc: BaseException) -> str:
+    """The one line a front end shows for an error that stopped a job (the CLI prints it on
+    stderr, the web app shows it): ``singvc: error: ...`` for a :class:`SingvcError`, the
+    out-of-memory hint for a :class:`MemoryError`, else ``singvc: internal error: Type: ...``
+    (a bug; its first 300 characters, with how to get the traceback). Never more than one line."""
+    if isinstance(exc, SingvcError):
+        return f"singvc: error: {' '.join(str(exc).split())}"
+    if isinstance(exc, MemoryError):
+        return "singvc: error: out of memory (try a shorter song or --pitch-model tiny)"
+    first = " ".join(str(exc).split())[:300]
+    return f"singvc: internal error: {type(exc).__name__}: {first} (set SINGVC_DEBUG=1 for a traceback)"

@@ -20,8 +20,9 @@ from .cover import CoverResult, Singvc, report_number
 from .engine import Engine, load_voice
 from .errors import UserInputError
 from .jsonio import write_json
+from .plot import save_range_plot
 from .run import Timer, buffer_path, scratch_folder, staged_output
-from .runfolders import OUTPUT_FILES, audio_bytes, check_output_dir, plan_aside
+from .runfolders import OUTPUT_FILES, SPLIT_FILES, audio_bytes, check_output_dir, plan_aside
 from .session import cover_session, stems_session, write_session, write_session_folder
 from .voice import VoiceProfile
 
@@ -29,9 +30,14 @@ from .voice import VoiceProfile
 #: the free-space check made before the work; a DAW session adds every stem again
 RUN_BUFFERS = 10
 DAW_BUFFERS = 6
+#: more of them when the vocal is split (residual, lead, backing, the converted backing and its
+#: transposition, lead + backing, dereverbed and converted-dry lead)
+BACKING_BUFFERS = 8
 #: float32 buffers of the song's length that separate and stems keep on the output's disk at most
 SEPARATE_BUFFERS = 6
 STEMS_BUFFERS = 10
+#: the outputs written even with ``stems=False``
+ALWAYS_WRITTEN = ("mix.wav", "plan.png", "report.json")
 
 
 def headroom(together: dict[str, "np.ndarray | DiskAudio"], bit_depth: str,
@@ -145,7 +151,8 @@ def cover_file(
     if song_path is None and vocals_path is None:
         raise UserInputError("give a song, or --vocals (and --instrumental)")
     # output problems are found now, not after the whole job
-    check_output_dir(out_dir, estimate_run_bytes(song_path or vocals_path, daw))
+    check_output_dir(out_dir, estimate_run_bytes(song_path or vocals_path, daw,
+                                                 engine.settings.backing != "off" or engine.settings.dereverb))
     # every full-length buffer lives in a working folder on disk and each stage streams through
     # it: memory stays flat as songs get longer
     with scratch_folder(out_dir) as scratch:
@@ -166,10 +173,11 @@ def cover_file(
                            extra_report=extra_report, stems=stems)
 
 
-def estimate_run_bytes(input_path: str | os.PathLike | None, daw: bool = False) -> int:
+def estimate_run_bytes(input_path: str | os.PathLike | None, daw: bool = False, backing: bool = False) -> int:
     """About how many bytes a cover run of the audio file ``input_path`` needs on the output's
-    disk at most (working buffers and outputs); 0 when the file cannot be read here."""
-    return audio_bytes(input_path) * (RUN_BUFFERS + (DAW_BUFFERS if daw else 0))
+    disk at most (working buffers and outputs; ``backing``: the vocal is split or dereverbed);
+    0 when the file cannot be read here."""
+    return audio_bytes(input_path) * (RUN_BUFFERS + (DAW_BUFFERS if daw else 0) + (BACKING_BUFFERS if backing else 0))
 
 
 def save_result(
@@ -184,8 +192,9 @@ def save_result(
     stems: bool = True,
     midi: bool = True,
 ) -> dict:
-    """Write a :class:`CoverResult` into ``out_dir`` atomically (WAVs, ``report.json``, with ``daw``
-    the ``session/`` folder; ``stems=False``: only ``mix.wav``); returns the report written.
+    """Write a :class:`CoverResult` into ``out_dir`` atomically (WAVs, the range plot ``plan.png``
+    (:mod:`singvc.plot`), ``report.json``, with ``daw`` the ``session/`` folder; ``stems=False``:
+    only ``mix.wav``, ``plan.png`` and ``report.json``); returns the report written.
 
     Outputs of an earlier run in ``out_dir`` that this one does not write (a ``session/``, stems)
     are moved with the earlier report into ``out_dir/previous-run-*/``; the report's
@@ -198,7 +207,8 @@ def save_result(
     """
     timer = timer or Timer()
     report = result.report
-    outputs = [n for n in OUTPUT_FILES if stems or n in ("mix.wav", "report.json")] + (["session"] if daw else [])
+    outputs = [n for n in OUTPUT_FILES if (stems or n in ALWAYS_WRITTEN)
+               and (n not in SPLIT_FILES or n in result.extra_stems)] + (["session"] if daw else [])
     aside = plan_aside(out_dir, outputs, protect=(inputs or {}).values())
     with staged_output(out_dir, aside) as staging:
         with timer.stage("write"):
@@ -214,6 +224,9 @@ def save_result(
                 if stems or name == "mix.wav":
                     save_audio(staging / name, audio, result.sample_rate, bit_depth,
                                gain_db=mix_gain if name == "mix.wav" else gain)
+        with timer.stage("plot"):
+            save_range_plot(staging / "plan.png", result.pitch, result.plan, semitones=result.vocal_shift,
+                            sections=report.get("sections"), title=title)
         if daw:
             with timer.stage("session"):
                 session = cover_session(result, title=f"{title} (singvc cover)", name=title, midi=midi)

@@ -43,7 +43,10 @@ FOREIGN_STALE_SECONDS = 7 * 24 * 3600.0
 #: a folder without an owner file is removed when untouched for this long
 ORPHAN_STALE_SECONDS = 3600.0
 #: names a cover or recipe run writes into its output folder
-OUTPUT_FILES = ("mix.wav", "vocals_converted.wav", "vocals_original.wav", "instrumental.wav", "report.json")
+OUTPUT_FILES = ("mix.wav", "vocals_converted.wav", "vocals_original.wav", "instrumental.wav", "plan.png", "report.json",
+                "vocals_lead.wav", "vocals_backing.wav")
+#: outputs of a cover only written when the vocal stem was split into lead and backing
+SPLIT_FILES = ("vocals_lead.wav", "vocals_backing.wav")
 #: every name any singvc command writes into an output folder (cover, run, separate, stems):
 #: with the names an earlier run's report.json and session.json list, the only names ever moved aside
 KNOWN_OUTPUTS = OUTPUT_FILES + ("session", "vocals.wav", "session.json")

@@ -55,7 +55,8 @@ DAWPROJECT_VERSION = "1.0"
 COLORS = {
     "vocals_converted": "#e8553e", "vocals_original": "#f0a33a", "vocals": "#f0a33a", "drums": "#3e8fe8",
     "bass": "#7a4fe0", "other": "#3ec28f", "instrumental": "#8a8a8a", "mix": "#5a5a5a",
-    "melody_converted": "#e8553e", "melody_original": "#f0a33a",
+    "melody_converted": "#e8553e", "melody_original": "#f0a33a", "vocals_lead": "#f0c03a",
+    "vocals_backing": "#c0a070",
 }
 BIT_DEPTH_NAMES = {"16": 16, "24": 24, "32f": 32}
 
@@ -405,8 +406,9 @@ def cover_session(
     key: Key | None = None,
     midi: bool = True,
 ) -> Session:
-    """The session of a cover: converted vocal, original vocal (muted), Demucs stems, instrumental,
-    mix, and the melodies of both vocals.
+    """The session of a cover: converted vocal, original vocal (muted), the original lead and
+    backing vocals (muted, when the vocal was split), Demucs stems, instrumental, mix, and the
+    melodies of both vocals.
 
     Tempo and key are measured on ``song`` (the input mix; by default original vocal +
     instrumental) unless given. When Demucs stems are present they play with the converted vocal
@@ -426,6 +428,10 @@ def cover_session(
         Stem("vocals_original", "Vocal (original)", result.vocals_original, muted=True,
              source="vocals" if separated else None),
     ]
+    extra = dict(getattr(result, "extra_stems", {}) or {})
+    for role, name in (("vocals_lead", "Vocal lead (original)"), ("vocals_backing", "Vocal backing (original)")):
+        if f"{role}.wav" in extra:
+            stems.append(Stem(role, name, extra[f"{role}.wav"], muted=True))
     for source in sorted(separated, key=_source_order):
         if source != "vocals":
             stems.append(Stem(source, source.capitalize(), separated[source], source=source))

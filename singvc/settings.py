@@ -48,6 +48,8 @@ class Setting:
         flag_help: the help of a switch flag, when it differs from the setting's.
         parse: reads a text value (e.g. a note range) and raises :class:`UserInputError` when it
             cannot; set by the module that owns the format (:func:`set_parser`).
+        label: a short name in producers' words for front ends (the web app's controls);
+            default: the name with spaces.
     """
 
     name: str
@@ -65,6 +67,11 @@ class Setting:
     const: Any = None
     flag_help: str | None = None
     parse: Callable[[str], Any] | None = field(default=None, repr=False)
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.label:
+            self.label = self.name.replace("_", " ").capitalize()
 
     @property
     def optional(self) -> bool:
@@ -83,78 +90,92 @@ SCHEMA: dict[str, Setting] = {s.name: s for s in [
     # -- input and separation ---------------------------------------------------------------------
     _s("separation", bool, True, "separate the song with Demucs (false: the input is a vocal-only stem)",
        "separation", flag="--no-separation", const=False, commands=("cover",),
-       flag_help="treat the input as a vocal-only stem (no separation)"),
+       flag_help="treat the input as a vocal-only stem (no separation)", label="Separate the vocal from the song"),
     _s("separator_model", str, "htdemucs", "Demucs model name (htdemucs, htdemucs_ft, mdx_extra, ...)",
-       "separation", flag="--separator-model", commands=_SEP_CMDS, metavar="NAME"),
+       "separation", flag="--separator-model", commands=_SEP_CMDS, metavar="NAME", label="Separation model (Demucs)"),
     _s("separator_repo", str, None, "local folder of Demucs model files (NAME.th), as demucs --repo; no download",
-       "separation", flag="--separator-repo", commands=_SEP_CMDS, metavar="DIR"),
+       "separation", flag="--separator-repo", commands=_SEP_CMDS, metavar="DIR", label="Separation model folder"),
     # -- pitch ----------------------------------------------------------------------------------
     _s("pitch_model", str, "full", "torchcrepe capacity for the vocal", "pitch", choices=("full", "tiny"),
-       flag="--pitch-model", commands=_PITCH_CMDS),
+       flag="--pitch-model", commands=_PITCH_CMDS, label="Pitch tracking of the vocal"),
     _s("reference_pitch_model", str, "tiny", "crepe capacity for target-voice clips (register and profile)",
-       "pitch", choices=("full", "tiny"), flag="--reference-pitch-model", commands=_PITCH_CMDS),
+       "pitch", choices=("full", "tiny"), flag="--reference-pitch-model", commands=_PITCH_CMDS, label="Pitch tracking of the target voice"),
     _s("pitch_backend", str, "auto", "run crepe through onnxruntime (about 2-4x faster on CPU) or torch; "
-       "auto: onnx on CPU", "pitch", choices=("auto", "onnx", "torch"), flag="--pitch-backend", commands=_PITCH_CMDS),
+       "auto: onnx on CPU", "pitch", choices=("auto", "onnx", "torch"), flag="--pitch-backend", commands=_PITCH_CMDS, label="Pitch tracker engine"),
     _s("pitch_hop", float, 0.01, "pitch frame hop, at most 0.01 s", "pitch", range=(0.001, 0.01), unit="s",
-       flag="--pitch-hop", commands=_PITCH_CMDS, metavar="SECONDS"),
+       flag="--pitch-hop", commands=_PITCH_CMDS, metavar="SECONDS", label="Pitch frame step"),
     _s("pitch_stride", int, 2, "run crepe on every N-th frame and fill the rest (1: every frame, about 2x slower)",
-       "pitch", range=(1, 4), flag="--pitch-stride", commands=_PITCH_CMDS, metavar="N"),
+       "pitch", range=(1, 4), flag="--pitch-stride", commands=_PITCH_CMDS, metavar="N", label="Pitch frames computed (every Nth)"),
+    _s("pitch_refine", bool, True, "refine crepe's track by the instantaneous frequency of the voice's harmonics "
+       "(WORLD StoneMask, guarded): vibrato and slides to a fraction of a cent on clean voices "
+       "(docs/pitch-benchmark.md)", "pitch", flag="--no-pitch-refine", const=False, commands=_PITCH_CMDS,
+       flag_help="keep crepe's own track (no harmonic refinement)", label="Refine pitch to the cent"),
     # -- range plan -----------------------------------------------------------------------------
     _s("transpose", float, None, "shift by N semitones, overriding the plan", "plan", range=(-36.0, 36.0),
-       unit="semitones", flag="--transpose", commands=("cover", "plan"), metavar="N"),
+       unit="semitones", flag="--transpose", commands=("cover", "plan"), metavar="N", label="Transpose"),
     _s("target_range", str, None, "target register as notes (C3-A4) or Hz (130-440), instead of measuring --voice",
-       "plan", flag="--target-range", commands=("cover", "plan"), metavar="LOW-HIGH"),
+       "plan", flag="--target-range", commands=("cover", "plan"), metavar="LOW-HIGH", label="Target range (notes)"),
     _s("plan_mode", str, "key-lock", "key-lock: whole octaves only, the vocal stays in the instrumental's key; "
        "free: any whole semitone", "plan", choices=("key-lock", "free"), flag="--no-key-lock",
        const="free", commands=("cover", "plan"),
-       flag_help="allow any whole-semitone shift (default: whole octaves only, the vocal stays in key)"),
+       flag_help="allow any whole-semitone shift (default: whole octaves only, the vocal stays in key)", label="Key"),
     _s("shift_instrumental", bool, False, "after a non-octave shift, shift the instrumental by the same amount",
-       "plan", flag="--shift-instrumental", const=True, commands=("cover",)),
+       "plan", flag="--shift-instrumental", const=True, commands=("cover",), label="Shift the instrumental to the vocal's new key"),
     # -- conversion -----------------------------------------------------------------------------
     _s("converter", str, "dsp", "the voice converter (see 'Voice conversion' in README)", "convert",
-       flag="--converter", commands=("cover",)),
+       flag="--converter", commands=("cover",), label="Voice converter"),
     _s("strength", float, 1.0, "how far the dsp converter moves the timbre toward the target (0 = pitch shift only)",
-       "convert", range=(0.0, 1.0), flag="--strength", commands=("cover",), metavar="0..1"),
+       "convert", range=(0.0, 1.0), flag="--strength", commands=("cover",), metavar="0..1", label="Timbre strength"),
     _s("render", str, "world", "dsp converter, where the pitch is not moved: world re-synthesizes with the WORLD "
        "vocoder (moves identity further); waveform filters the singer's own waveform (more natural, exact pitch, "
        "faster); shifted regions always use WORLD", "convert", choices=("world", "waveform"), flag="--render",
-       commands=("cover",)),
+       commands=("cover",), label="Unshifted passages rendered by"),
     _s("steps", int, 30, "seedvc converter: diffusion (Euler) steps; 30-50 for singing, about 10 for drafts",
-       "convert", range=(1, 200), flag="--steps", commands=("cover",), metavar="N"),
+       "convert", range=(1, 200), flag="--steps", commands=("cover",), metavar="N", label="Diffusion steps"),
     _s("cfg", float, 0.7, "seedvc converter: classifier-free guidance rate (0 = none)", "convert",
-       range=(0.0, 5.0), flag="--cfg", commands=("cover",), metavar="RATE"),
+       range=(0.0, 5.0), flag="--cfg", commands=("cover",), metavar="RATE", label="Guidance rate"),
     _s("seed", int, 0, "seedvc converter: noise seed (the same seed gives the same output)", "convert",
-       range=(0, 2**31 - 1), flag="--seed", commands=("cover",), metavar="N"),
+       range=(0, 2**31 - 1), flag="--seed", commands=("cover",), metavar="N", label="Noise seed"),
     _s("seedvc_dir", str, None, "seedvc converter: local folder of the Seed-VC weights (the layout of "
        "'singvc models fetch seedvc'); default the model cache", "convert", flag="--seedvc-dir",
-       commands=("cover",), metavar="DIR"),
+       commands=("cover",), metavar="DIR", label="Seed-VC weights folder"),
+    _s("backing", str, "off", "lead/backing split of the vocal stem (docs/backing.md): keep: the original backing "
+       "stays under the converted lead; convert: the backing is converted to the same voice with the same shift; "
+       "mute: the backing is dropped; off: no split (the whole stem is converted, as before). Writes "
+       "vocals_lead.wav and vocals_backing.wav when split. Off by default for now: the issue's default, keep, "
+       "waits for listening tests and the in-room target", "convert", choices=("off", "keep", "convert", "mute"),
+       flag="--backing", commands=("cover",), label="Backing vocals"),
+    _s("dereverb", bool, False, "take the room off the lead before conversion (WPE) and put an estimated room back "
+       "on the converted lead (without --backing: on the whole vocal stem); slow, and the room put back decays "
+       "shorter than the original (docs/backing.md)", "convert", flag="--dereverb", const=True,
+       commands=("cover",), label="Remove the room before converting"),
     # -- output ---------------------------------------------------------------------------------
-    _s("ceiling_dbtp", float, -1.0, "true-peak ceiling of the mix", "output", range=(-20.0, 0.0), unit="dBTP"),
+    _s("ceiling_dbtp", float, -1.0, "true-peak ceiling of the mix", "output", range=(-20.0, 0.0), unit="dBTP", label="Mix ceiling"),
     _s("bit_depth", str, "24", "WAV format", "output", choices=("16", "24", "32f"), flag="--bit-depth",
-       commands=("cover", "separate", "stems")),
+       commands=("cover", "separate", "stems"), label="WAV bit depth"),
     # -- device and preset ----------------------------------------------------------------------
     _s("device", str, "auto", "compute device; auto: cuda when available, else cpu", "device",
-       choices=("auto", "cpu", "cuda"), flag="--device", commands=(*_PITCH_CMDS, "run")),
+       choices=("auto", "cpu", "cuda"), flag="--device", commands=(*_PITCH_CMDS, "run"), label="Compute on"),
     _s("preset", str, None, "the settings preset the run started from (recorded in the report)", "device"),
     # -- a vocal feature (recipes) --------------------------------------------------------------
     _s("crossfade_ms", float, 30.0, "cross-fade at every section boundary", "feature", range=(1.0, 2000.0),
-       unit="ms", scope="feature"),
+       unit="ms", scope="feature", label="Cross-fade at section boundaries"),
     _s("snap_seconds", float, 0.4, "move a boundary into a pause of the vocal this close", "feature",
-       range=(0.0, 10.0), unit="s", scope="feature"),
+       range=(0.0, 10.0), unit="s", scope="feature", label="Move boundaries into pauses within"),
     _s("min_pause", float, 0.12, "shortest pause a boundary may snap into", "feature", range=(0.0, 10.0), unit="s",
-       scope="feature"),
+       scope="feature", label="Shortest pause to snap into"),
     _s("phrase_pause", float, 0.25, "shortest pause that separates two phrases", "feature", range=(0.0, 10.0),
-       unit="s", scope="feature"),
+       unit="s", scope="feature", label="Shortest pause between phrases"),
     _s("layer", str, "replace", "replace the original singer, or layer the converted voice with it", "section",
-       choices=("replace", "duet", "double"), scope="section"),
+       choices=("replace", "duet", "double"), scope="section", label="Layer"),
     _s("level_db", float, 0.0, "level of the converted layer", "section", range=(-60.0, 20.0), unit="dB",
-       scope="section"),
+       scope="section", label="Converted voice level"),
     _s("pan", float, 0.0, "pan of the converted layer (-1 left .. 1 right)", "section", range=(-1.0, 1.0),
-       scope="section"),
+       scope="section", label="Converted voice pan"),
     _s("original_level_db", float, 0.0, "level of the original layer (duet, double)", "section",
-       range=(-60.0, 20.0), unit="dB", scope="section"),
+       range=(-60.0, 20.0), unit="dB", scope="section", label="Original singer level"),
     _s("original_pan", float, 0.0, "pan of the original layer (duet, double)", "section", range=(-1.0, 1.0),
-       scope="section"),
+       scope="section", label="Original singer pan"),
 ]}
 
 

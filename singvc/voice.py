@@ -32,6 +32,7 @@ from .config import presets_dir
 from .loudness import integrated_loudness
 from .errors import InvalidReferenceError, UserInputError
 from .pitch import PitchTrack
+from .run import write_text
 from .plan import Register, measure_register, midi_to_note
 
 #: profile format version; bump on incompatible changes
@@ -113,11 +114,7 @@ class VoiceProfile:
         """Write the profile as JSON (temp file, then rename); returns the path."""
         path = Path(path)
         _check_profile(self, str(path))  # never write a profile that load() would refuse
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.part")
-        tmp.write_text(self.to_json())
-        os.replace(tmp, path)
-        return path
+        return write_text(path, self.to_json())
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "profile") -> "VoiceProfile":

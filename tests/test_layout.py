@@ -152,3 +152,13 @@ def test_every_module_imports_on_its_own(module):
     done = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True,
                           cwd=PACKAGE.parent)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_every_subpackage_is_installed():
+    """pyproject lists its packages by hand: a new subpackage (a converter backend, say) must be
+    listed, or a non-editable install would lack it."""
+    from singvc.config import tomllib
+
+    listed = set(tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {module_name(p.parent / "__init__.py") for p in PACKAGE.rglob("__init__.py")}
+    assert found - listed == set()

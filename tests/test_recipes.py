@@ -132,7 +132,7 @@ def test_daw_stems_recipe(files, tmp_path):
     assert main(["run", str(RECIPES / "daw-stems.toml"), "--set", f"input.song={files['song']}",
                  "--set", "output.stems=false", "-o", str(out), *fast(files)]) == 0
     report = json.loads((out / "report.json").read_text())
-    assert report["outputs"] == ["mix.wav", "report.json", "session"]
+    assert report["outputs"] == ["mix.wav", "plan.png", "report.json", "session"]
     assert (out / "session" / "session.json").is_file() and not (out / "vocals_converted.wav").exists()
     assert report["voice"]["name"] == "librispeech-198"  # the shipped profile named by the recipe
 

@@ -372,7 +372,7 @@ def test_rerun_with_fewer_stems_and_an_input_inside_the_folder(audio, tmp_path):
     moved = report["previous_run"]["files"]
     assert sorted(moved) == ["instrumental.wav", "report.json", "vocals_converted.wav"]
     assert vocal.is_file()  # this run's input stays where it is
-    assert sorted(p.name for p in out.iterdir()) == sorted(["mix.wav", "report.json", "vocals_original.wav",
+    assert sorted(p.name for p in out.iterdir()) == sorted(["mix.wav", "plan.png", "report.json", "vocals_original.wav",
                                                             report["previous_run"]["folder"]])
 
 
@@ -383,8 +383,8 @@ def test_separate_into_a_cover_folder_moves_the_cover_aside(audio, tmp_path):
     aside = list(out.glob("previous-run-*"))
     assert len(aside) == 1
     assert sorted(p.name for p in out.iterdir()) == sorted(["vocals.wav", "instrumental.wav", aside[0].name])
-    assert sorted(p.name for p in aside[0].iterdir()) == ["mix.wav", "report.json", "vocals_converted.wav",
-                                                          "vocals_original.wav"]
+    assert sorted(p.name for p in aside[0].iterdir()) == ["mix.wav", "plan.png", "report.json",
+                                                          "vocals_converted.wav", "vocals_original.wav"]
 
 
 def test_stems_rerun_without_midi_moves_the_old_midi_aside(audio, tmp_path):

@@ -14,6 +14,7 @@ import numpy as np
 from ..audio import DiskAudio, copy_into
 from ..errors import InvalidAudioError, UserInputError
 from ..pitch import PitchTrack
+from ..settings import choices
 from .base import Converter, check_inputs, register, voiced_runs
 
 
@@ -148,7 +149,7 @@ class PitchShiftConverter(Converter):
             raise UserInputError(f"f0_floor must be within 30-200 Hz (got {self.f0_floor})")
         if not 0.0 <= self.max_gain_db <= 24.0:
             raise UserInputError(f"max_gain_db must be within 0-24 dB (got {self.max_gain_db})")
-        if self.render not in ("world", "waveform"):
+        if self.render not in choices("render"):
             raise UserInputError(f"render must be 'world' or 'waveform' (got {self.render!r})")
         if not isinstance(self.workers, int) or self.workers < 0:
             raise UserInputError(f"workers must be a whole number >= 0 (got {self.workers!r})")

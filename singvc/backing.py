@@ -1,0 +1,522 @@
+"""Lead / backing split of a separated vocal stem, driven by the stem's crepe track.
+
+Demucs' vocal stem holds the lead and whatever else is sung: harmonies, backing parts, doubles.
+The converters assume one voice, so the stem is split before conversion; ``lead + backing`` is
+always the stem (``backing`` is computed, ``lead = stem - backing``).
+
+Method, per STFT frame (46 ms Hann window, hop 1/4; :mod:`singvc.spectral`):
+
+1. **Lead comb.** The crepe track of the stem follows the lead. Around each harmonic ``h * f0``
+   (up to ``max_harmonic_hz``) a Gaussian of width ``sqrt(σ0² + (h·tol)² + (h·slope)²)`` (the
+   window's main lobe, the track's error, the vibrato inside the window) marks the bins the lead
+   owns. Unvoiced frames have no comb.
+2. **Second voice.** Its pitch comes from :func:`track_backing` (recommended): crepe, the
+   model that tracked the stem, run on :func:`lead_residual` (the stem without the lead comb), voiced
+   where that residual is clearly periodic, i.e. where one other voice dominates it. Without it,
+   :func:`split_lead` searches the residual (60 Hz - 5 kHz) by harmonic summation (candidates
+   70-1000 Hz, 1/16 semitone apart, harmonic weights 0.8^(h-1)) and judges a frame by how much more
+   of the residual energy the best candidate's comb holds than a comb of that density holds of
+   noise (``harmonicity``, 1 for noise); measured weaker (docs/backing-benchmark.md). Either way the
+   pitch is refined on the residual's spectrum (±60 cents, parabolic peak), candidates within
+   ``exclude_semitones`` of the lead, its octaves, or what the lead sang 0.1 and 0.2 s earlier (its
+   own reverberation) are refused (a unison double or a slip of the track is the lead's), the
+   backing's comb energy must reach ``backing_floor_db`` against the frame's, and the evidence is
+   smoothed over ±3 frames (median, then mean) with a dead zone of 0.1, so stray frames do not
+   carve the lead.
+3. **Mask.** Backing weight per bin ``d·C_B / (d·C_B + C_L + ε)`` with the backing comb ``C_B`` at
+   the found pitch, the evidence ``d`` in [0, 1], the lead comb ``C_L`` and a floor ``ε``: bins on
+   the backing's harmonics go to the backing, bins on the lead's to the lead, shared bins are split
+   between the two, and everything else (breaths, consonants, noise, the air above
+   ``max_harmonic_hz``) stays with the lead. Where no backing is found the mask is exactly 0 and the
+   lead is the stem, sample for sample.
+4. **Stereo** (``stereo_weight`` > 0, two channels): each bin's pan position ``(|R|²-|L|²) /
+   (|L|²+|R|²)`` is compared with the lead's (``lead_pan``, 0 = centre) and the backing's (the mean
+   pan of its own bins in that frame); when the two are apart, a bin panned like the backing
+   leans to the backing and a centred one to the lead.
+
+Blocks of :data:`SPLIT_BLOCK` samples are processed with the frames (plus the smoothing
+context) that touch them, on one global frame grid, so the result equals the whole-song result
+and memory does not grow with the song's length.
+
+What is not split: a unison double (same pitch as the lead), backing whose pitch coincides with
+the lead's or its octaves, unpitched backing (whispers, shouts), the reverb of the lead at an
+earlier note (it is another pitch: it goes to the backing when loud enough), and chords of several
+backing voices beyond the strongest one (the others stay with the lead, as inter-harmonic energy).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from .audio import DiskAudio, as_audio, blocks, check_finite, new_like
+from .converters import voiced_runs
+from .converters.pitch_shift import crossfade_weight
+from .errors import UserInputError
+from .keyshift import pitch_shift
+from .loudness import integrated_loudness
+from .pitch import PitchTrack, track_pitch
+from .spectral import FrameGrid, fft_size_for
+
+#: smoothed evidence under this is taken as none (so faint doubt never touches the lead)
+EVIDENCE_DEAD_ZONE = 0.1
+#: samples per block (about 6 s at 44.1 kHz): the masks' float64 temporaries stay near 150 MB
+SPLIT_BLOCK = 1 << 18
+#: frames either side used to smooth the backing evidence (median, then mean, each this wide)
+SMOOTH_FRAMES = 3
+#: candidate pitches of the second voice
+CANDIDATES_PER_OCTAVE = 192  # 1/16 semitone
+CANDIDATE_HZ = 70.0 * 2.0 ** (np.arange(0, int(CANDIDATES_PER_OCTAVE * math.log2(1000.0 / 70.0)) + 1)
+                              / CANDIDATES_PER_OCTAVE)
+#: the lead's pitch now and this long ago (s) is not taken for another voice (its reverberation)
+LOOKBACK_SECONDS = (0.0, 0.1, 0.2)
+#: band searched for the second voice
+SEARCH_BAND_HZ = (60.0, 5000.0)
+#: half-width of the combs' flat top, in STFT bins (the Hann main lobe spans ±2)
+SIGMA_BINS = 1.5
+
+
+@dataclass
+class SplitOptions:
+    """Settings of :func:`split_lead` (defaults recommended; see the module docstring).
+
+    Attributes:
+        max_harmonic_hz: highest frequency the harmonic combs reach; above it all goes to the lead.
+        track_tolerance_cents: assumed error of the crepe track, widening the lead's upper harmonics.
+        exclude_semitones: second-voice candidates this close to the lead (or its octaves) are ignored.
+        harmonicity: (low, high) ratio of the candidate comb's share of the residual to its
+            share of noise, over which the evidence goes from 0 to 1.
+        backing_floor_db: (low, high) level of the backing comb's energy against the frame's
+            (dB) over which the evidence goes from 0 to 1; quieter backing is left in the lead.
+        stereo_weight: how strongly pan position sways bins (0 = ignore stereo).
+        lead_pan: the lead's pan position (-1 left, 0 centre, 1 right).
+        floor: the weight of "neither comb" in the mask (keeps noise with the lead).
+        silence_db: frames quieter than this (dBFS, power mean over bins) hold no backing.
+    """
+
+    max_harmonic_hz: float = 8000.0
+    track_tolerance_cents: float = 15.0
+    exclude_semitones: float = 0.7
+    harmonicity: tuple[float, float] = (2.0, 3.5)
+    backing_floor_db: tuple[float, float] = (-32.0, -24.0)
+    stereo_weight: float = 1.0
+    lead_pan: float = 0.0
+    floor: float = 0.05
+    silence_db: float = -70.0
+
+    def check(self) -> None:
+        lo, hi = self.harmonicity
+        if not 0.0 < lo < hi:
+            raise UserInputError(f"harmonicity must be (low, high) with 0 < low < high (got {self.harmonicity})")
+        lo, hi = self.backing_floor_db
+        if not lo < hi:
+            raise UserInputError(f"backing_floor_db must be (low, high) with low < high (got {self.backing_floor_db})")
+        if not 500.0 <= self.max_harmonic_hz <= 24000.0:
+            raise UserInputError(f"max_harmonic_hz must be within 500-24000 Hz (got {self.max_harmonic_hz})")
+        if not 0.0 <= self.stereo_weight <= 4.0:
+            raise UserInputError(f"stereo_weight must be within 0-4 (got {self.stereo_weight})")
+        if not -1.0 <= self.lead_pan <= 1.0:
+            raise UserInputError(f"lead_pan must be within -1..1 (got {self.lead_pan})")
+        if not 0.0 < self.floor <= 1.0:
+            raise UserInputError(f"floor must be within (0, 1] (got {self.floor})")
+
+
+@dataclass
+class SplitReport:
+    """What :func:`split_lead` did, for the run report.
+
+    Attributes:
+        split: whether any backing was found.
+        backing_seconds: seconds of frames holding backing (evidence above 0.5).
+        backing_share: those frames as a share of the frames with sound in them.
+        backing_db: backing energy relative to the stem's (dB; ``-inf`` for none).
+        lead_db: lead energy relative to the stem's (dB).
+        interval_semitones: median interval backing − lead where both sing (``None`` if never).
+        backing_pitch_hz: median pitch of the backing (``None`` if never).
+        backing_lufs, stem_lufs: integrated loudness (filled by :func:`describe_split`).
+        track: the second voice's pitch per STFT frame (``f0`` Hz, ``periodicity`` = evidence,
+            ``voiced`` = evidence > 0.5); a first guess, not a crepe track.
+    """
+
+    split: bool
+    backing_seconds: float
+    backing_share: float
+    backing_db: float
+    lead_db: float
+    interval_semitones: float | None
+    backing_pitch_hz: float | None
+    backing_lufs: float | None = None
+    stem_lufs: float | None = None
+    track: PitchTrack | None = field(default=None, repr=False)
+
+    def as_dict(self) -> dict:
+        out = {k: v for k, v in asdict(self).items() if k != "track"}
+        for k, v in out.items():
+            if isinstance(v, float):
+                out[k] = round(v, 2) if math.isfinite(v) else None
+        return out
+
+
+def _gauss(d: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    return np.exp(-0.5 * (d / sigma) ** 2)
+
+
+def harmonic_comb(freqs: np.ndarray, f0: np.ndarray, active: np.ndarray, sigma0: float, max_hz: float,
+                  tolerance: float = 0.0, slope: np.ndarray | None = None, order: int = 4) -> np.ndarray:
+    """Weights in [0, 1] ``[bins, frames]`` peaking at the harmonics of ``f0`` (Hz, ``[frames]``).
+
+    Each bin takes its nearest harmonic ``h`` (1 .. ``max_hz / f0``) and the weight
+    ``exp(-(d/σ)^order / 2)`` of its distance ``d`` (Hz) from it, ``σ = sqrt(sigma0² + (h·tolerance·f0)²
+    + (h·slope/2)²)`` (``tolerance`` relative, ``slope`` in Hz over the window); ``order`` 4 gives a
+    flat top over the window's main lobe. Frames where ``active`` is False get zeros.
+    """
+    f0 = np.maximum(np.asarray(f0, dtype=np.float64), 1.0)
+    ratio = freqs[:, None] / f0[None, :]
+    h = np.maximum(np.round(ratio), 1.0)
+    d = freqs[:, None] - h * f0[None, :]
+    var = sigma0 ** 2 + (h * tolerance * f0[None, :]) ** 2
+    if slope is not None:
+        var = var + (h * slope[None, :] / 2.0) ** 2
+    comb = np.exp(-0.5 * (d * d / var) ** (order / 2))
+    comb *= (h * f0[None, :] <= max_hz) & (ratio >= 0.5)
+    comb *= np.asarray(active, dtype=bool)[None, :]
+    return comb
+
+
+def _moving(x: np.ndarray, k: int, how: str) -> np.ndarray:
+    """Centred moving median or mean over ``2k + 1`` samples, output ``len(x) - 2k`` (valid part)."""
+    if k == 0:
+        return x.copy()
+    view = np.lib.stride_tricks.sliding_window_view(x, 2 * k + 1)
+    return np.median(view, axis=1) if how == "median" else view.mean(axis=1)
+
+
+class _Searcher:
+    """Harmonic summation over :data:`CANDIDATE_HZ` on the search band's bins."""
+
+    def __init__(self, freqs: np.ndarray, sigma_search: float, sigma0: float) -> None:
+        self.band = (freqs >= SEARCH_BAND_HZ[0]) & (freqs <= SEARCH_BAND_HZ[1])
+        f = freqs[self.band]
+        self.freqs = f
+        weights = np.zeros((len(f), len(CANDIDATE_HZ)))
+        for j, fc in enumerate(CANDIDATE_HZ):
+            n_h = int(min(15, SEARCH_BAND_HZ[1] // fc))
+            for h in range(1, n_h + 1):
+                weights[:, j] += 0.8 ** (h - 1) * _gauss(f - h * fc, np.full(len(f), sigma_search))
+        self.weights = weights
+        self.sigma0 = sigma0
+
+
+def _lead_comb(track: PitchTrack, t_sec: np.ndarray, freqs: np.ndarray, n_fft: int, sample_rate: int,
+               opts: SplitOptions) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The lead's comb ``[bins, frames]`` at frame times ``t_sec``, with the lead's f0, voicing and
+    which frames lie within the track."""
+    half_win = 0.5 * n_fft / sample_rate
+    f_lead, v_lead = track.f0_at(t_sec)
+    slope = np.abs(track.f0_at(t_sec + half_win)[0] - track.f0_at(t_sec - half_win)[0])
+    tol = 2.0 ** (opts.track_tolerance_cents / 1200.0) - 1.0
+    in_song = (t_sec >= track.times[0] - track.hop) & (t_sec <= track.times[-1] + track.hop)
+    lead_on = np.asarray(v_lead, dtype=bool) & in_song
+    sigma0 = SIGMA_BINS * sample_rate / n_fft
+    return harmonic_comb(freqs, f_lead, lead_on, sigma0, opts.max_harmonic_hz, tol, slope), f_lead, lead_on, in_song
+
+
+def _frame_analysis(X: np.ndarray, freqs: np.ndarray, t_sec: np.ndarray, track: PitchTrack,
+                    grid: FrameGrid, sample_rate: int, opts: SplitOptions, searcher: _Searcher,
+                    backing_track: PitchTrack | None = None):
+    """Per-frame lead comb, backing pitch and raw evidence for STFT frames ``X`` ``[ch, bins, T]``."""
+    power = np.mean(np.abs(X) ** 2, axis=0)  # [bins, T]
+    mag = np.sqrt(power)
+    sigma0 = searcher.sigma0
+    c_lead, f_lead, lead_on, in_song = _lead_comb(track, t_sec, freqs, grid.n_fft, sample_rate, opts)
+    # the second voice: harmonic summation on what the lead comb leaves
+    band = searcher.band
+    resid = mag[band] * (1.0 - c_lead[band])
+    sal = searcher.weights.T @ resid  # [cands, T]
+    log_c = np.log2(CANDIDATE_HZ)[:, None]
+    allowed = np.ones_like(sal, dtype=bool)
+    # not the lead, nor its octaves, nor what it sang a moment ago (its reverberation)
+    for back_s in LOOKBACK_SECONDS:
+        f_then, v_then = track.f0_at(t_sec - back_s) if back_s else (f_lead, lead_on)
+        v_then = np.asarray(v_then, bool) & in_song
+        cents = 1200.0 * (log_c - np.log2(np.maximum(f_then, 1.0))[None, :])
+        for octave in (-1200.0, 0.0, 1200.0):
+            allowed &= ~((np.abs(cents - octave) < 100.0 * opts.exclude_semitones) & v_then[None, :])
+    given = None
+    if backing_track is not None:
+        f_given, v_given = backing_track.f0_at(t_sec)
+        given = np.asarray(v_given, bool)
+        allowed &= np.abs(1200.0 * (log_c - np.log2(np.maximum(f_given, 1.0))[None, :])) < 60.0
+    sal = np.where(allowed, sal, -np.inf)
+    best = np.argmax(sal, axis=0)
+    cols = np.arange(sal.shape[1])
+    # parabolic refinement of the peak on the log-frequency grid
+    s0 = sal[np.maximum(best - 1, 0), cols]
+    s1 = sal[best, cols]
+    s2 = sal[np.minimum(best + 1, len(CANDIDATE_HZ) - 1), cols]
+    ok = np.isfinite(s0) & np.isfinite(s1) & np.isfinite(s2)
+    s0, s1, s2 = (np.where(ok, v, 0.0) for v in (s0, s1, s2))
+    den = s0 - 2.0 * s1 + s2
+    ok &= den < 0
+    shift = np.where(ok, 0.5 * (s0 - s2) / np.where(ok, den, -1.0), 0.0)
+    f_back = CANDIDATE_HZ[best] * 2.0 ** (np.clip(shift, -0.5, 0.5) / CANDIDATES_PER_OCTAVE)
+    possible = np.isfinite(sal[best, cols])
+    # evidence: the residual energy its comb holds, against the share a comb that dense holds of noise
+    comb_b = harmonic_comb(searcher.freqs, f_back, np.ones(len(f_back), bool), sigma0, SEARCH_BAND_HZ[1])
+    r2 = resid ** 2
+    captured = np.sum(comb_b * r2, axis=0)
+    duty = np.maximum(np.mean(comb_b, axis=0), 1e-6)
+    total_r = np.maximum(np.sum(r2, axis=0), 1e-30)
+    ratio = captured / total_r / duty
+    frame_energy = np.sum(power[band], axis=0)
+    rel_db = 10.0 * np.log10(np.maximum(captured, 1e-30) / np.maximum(frame_energy, 1e-30))
+    lo, hi = opts.harmonicity
+    ev = np.clip((ratio - lo) / (hi - lo), 0.0, 1.0) if given is None else given.astype(np.float64)
+    lo, hi = opts.backing_floor_db
+    ev *= np.clip((rel_db - lo) / (hi - lo), 0.0, 1.0) * possible
+    level_db = 10.0 * np.log10(np.maximum(np.mean(power, axis=0), 1e-30) / np.sum(grid.window ** 2))
+    ev *= level_db > opts.silence_db
+    return c_lead, f_back, ev, f_lead, lead_on
+
+
+def lead_residual(
+    vocals: "np.ndarray | DiskAudio",
+    sample_rate: int,
+    track: PitchTrack,
+    options: SplitOptions | None = None,
+    out: "np.ndarray | DiskAudio | None" = None,
+    block: int | None = None,
+) -> "np.ndarray | DiskAudio":
+    """What of ``vocals`` is not on the lead's harmonics: the stem with the lead comb (see the
+    module docstring) taken out of every frame where ``track`` is voiced. float32 ``[channels,
+    samples]`` (``out`` when given). Tracking its pitch (:func:`track_backing`) finds the backing."""
+    opts = options or SplitOptions()
+    opts.check()
+    audio = as_audio(vocals, "vocals")
+    check_finite(audio, "vocals")
+    channels, n = audio.shape
+    result = out if out is not None else new_like(audio)
+    grid = FrameGrid(fft_size_for(sample_rate), n)
+    freqs = grid.freqs(sample_rate)
+    for start, stop in blocks(n, block or SPLIT_BLOCK):
+        t0, t1 = grid.frames_touching(start, stop)
+        X = grid.analyse(audio, t0, t1)
+        comb = _lead_comb(track, grid.times(t0, t1, sample_rate), freqs, grid.n_fft, sample_rate, opts)[0]
+        result[:, start:stop] = grid.overlap_add(X * (1.0 - comb)[None], t0, start, stop).astype(np.float32)
+    return result
+
+
+def track_backing(
+    vocals: "np.ndarray | DiskAudio",
+    sample_rate: int,
+    track: PitchTrack,
+    model,
+    options: SplitOptions | None = None,
+    residual_out: "np.ndarray | DiskAudio | None" = None,
+    voicing_high: float = 0.6,
+    voicing_low: float = 0.4,
+    **track_kwargs,
+) -> PitchTrack:
+    """The pitch track of the strongest voice besides the lead: crepe (``model``, as for the
+    stem) on :func:`lead_residual`. Voiced where that voice is clearly periodic (monophonic);
+    frames within ``options.exclude_semitones`` of the lead or its octaves are unvoiced (what is
+    left of the lead itself). ``residual_out``: a buffer for the residual (e.g. a DiskAudio)."""
+    opts = options or SplitOptions()
+    residual = lead_residual(vocals, sample_rate, track, opts, out=residual_out)
+    back = track_pitch(residual, sample_rate, model, voicing_high=voicing_high, voicing_low=voicing_low,
+                       **track_kwargs)
+    near = np.zeros(len(back), dtype=bool)
+    for back_s in LOOKBACK_SECONDS:
+        f_then, v_then = track.f0_at(back.times - back_s)
+        cents = 1200.0 * np.log2(np.maximum(back.f0, 1e-6) / np.maximum(f_then, 1e-6))
+        for octave in (-1200.0, 0.0, 1200.0):
+            near |= (np.abs(cents - octave) < 100.0 * opts.exclude_semitones) & np.asarray(v_then, bool)
+    back.voiced = back.voiced & ~near
+    return back
+
+
+def split_lead(
+    vocals: "np.ndarray | DiskAudio",
+    sample_rate: int,
+    track: PitchTrack,
+    options: SplitOptions | None = None,
+    lead_out: "np.ndarray | DiskAudio | None" = None,
+    backing_out: "np.ndarray | DiskAudio | None" = None,
+    block: int | None = None,
+    callback: Callable[[dict], None] | None = None,
+    backing_track: PitchTrack | None = None,
+) -> tuple["np.ndarray | DiskAudio", "np.ndarray | DiskAudio", SplitReport]:
+    """Split a vocal stem into the lead (what follows ``track``) and the backing.
+
+    Args:
+        vocals: the vocal stem, float32 ``[channels, samples]`` (array or DiskAudio).
+        sample_rate: Hz.
+        track: the crepe track of ``vocals`` (:func:`singvc.pitch.track_pitch`).
+        options: :class:`SplitOptions` (default: the recommended settings).
+        lead_out, backing_out: where to write the two parts (same shape as ``vocals``, e.g. a
+            :class:`~singvc.audio.DiskAudio` for bounded memory); default new arrays.
+        block: samples per block (default :data:`SPLIT_BLOCK`); the result does not depend on it.
+        callback: called with ``{"stage": "split", "seconds_done", "seconds_total"}`` per block.
+        backing_track: a pitch track of the backing (e.g. crepe on a first split's backing); where
+            it is voiced it replaces the harmonic-summation search (the level gate still applies).
+
+    Returns:
+        ``(lead, backing, report)``: float32 ``[channels, samples]`` each, ``lead + backing ==
+        vocals`` (to float32 rounding; exactly, where nothing was split), and a :class:`SplitReport`.
+    """
+    opts = options or SplitOptions()
+    opts.check()
+    audio = as_audio(vocals, "vocals")
+    check_finite(audio, "vocals")
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
+        raise UserInputError(f"sample_rate must be a positive int in Hz (got {sample_rate!r})")
+    if not isinstance(track, PitchTrack) or len(track) == 0:
+        raise UserInputError("track must be a non-empty singvc.pitch.PitchTrack of the vocals")
+    channels, n = audio.shape
+    lead = lead_out if lead_out is not None else new_like(audio)
+    backing = backing_out if backing_out is not None else new_like(audio)
+    for name, buf in (("lead_out", lead), ("backing_out", backing)):
+        if tuple(buf.shape) != (channels, n):
+            raise UserInputError(f"{name} must have shape {(channels, n)} (got {tuple(buf.shape)})")
+    grid = FrameGrid(fft_size_for(sample_rate), n)
+    freqs = grid.freqs(sample_rate)
+    sigma0 = SIGMA_BINS * sample_rate / grid.n_fft
+    searcher = _Searcher(freqs, 0.8 * sample_rate / grid.n_fft, sigma0)
+    stereo = channels == 2 and opts.stereo_weight > 0
+    k = SMOOTH_FRAMES
+    ctx = 2 * k
+    seconds_total = n / sample_rate
+    # report accumulators
+    e_stem = e_back = e_lead = 0.0
+    n_sound = n_back = 0
+    intervals: list[np.ndarray] = []
+    pitches: list[np.ndarray] = []
+    tr_f0: list[np.ndarray] = []
+    tr_ev: list[np.ndarray] = []
+    for start, stop in blocks(n, block or SPLIT_BLOCK):
+        t0, t1 = grid.frames_touching(start, stop)
+        X = grid.analyse(audio, t0 - ctx, t1 + ctx)  # [ch, bins, T + 2 ctx]
+        t_sec = grid.times(t0 - ctx, t1 + ctx, sample_rate)
+        c_lead, f_back, ev, f_lead, lead_on = _frame_analysis(X, freqs, t_sec, track, grid, sample_rate, opts,
+                                                              searcher, backing_track)
+        ev = _moving(_moving(ev, k, "median"), k, "mean")  # frames [t0, t1)
+        ev = np.clip((ev - EVIDENCE_DEAD_ZONE) / (1.0 - EVIDENCE_DEAD_ZONE), 0.0, 1.0)
+        f_b = f_back[ctx:len(f_back) - ctx]
+        X = X[:, :, ctx:X.shape[2] - ctx]
+        c_lead = c_lead[:, ctx:c_lead.shape[1] - ctx]
+        f_l, l_on = f_lead[ctx:len(f_lead) - ctx], lead_on[ctx:len(lead_on) - ctx]
+        on = ev > 0
+        back_frames = np.zeros_like(X)
+        if np.any(on):
+            c_back = harmonic_comb(freqs, f_b[on], np.ones(int(on.sum()), bool), sigma0, opts.max_harmonic_hz)
+            w_b = ev[on][None, :] * c_back
+            w_l = c_lead[:, on]
+            if stereo:
+                p2 = np.abs(X[:, :, on]) ** 2
+                pan = (p2[1] - p2[0]) / np.maximum(p2[0] + p2[1], 1e-30)
+                sel = w_b * (1.0 - w_l) * (p2[0] + p2[1])
+                pan_b = np.sum(sel * pan, axis=0) / np.maximum(np.sum(sel, axis=0), 1e-30)
+                apart = np.clip((np.abs(pan_b - opts.lead_pan) - 0.1) / 0.2, 0.0, 1.0)[None, :]
+                sig = 0.3
+                g_b = _gauss(pan - pan_b[None, :], np.full_like(pan, sig))
+                g_l = _gauss(pan - opts.lead_pan, np.full_like(pan, sig))
+                a = opts.stereo_weight * apart
+                w_b = w_b * (g_b + 0.05) ** a
+                w_l = w_l * (g_l + 0.05) ** a
+            mask_b = w_b / (w_b + w_l + opts.floor)
+            back_frames[:, :, on] = X[:, :, on] * mask_b[None]
+        part = grid.overlap_add(back_frames, t0, start, stop).astype(np.float32)
+        stem = audio[:, start:stop]
+        backing[:, start:stop] = part
+        lead[:, start:stop] = stem - part
+        e_stem += float(np.sum(np.square(stem, dtype=np.float64)))
+        e_back += float(np.sum(np.square(part, dtype=np.float64)))
+        e_lead += float(np.sum(np.square(stem - part, dtype=np.float64)))
+        # frames this block owns for the report: centres within [start, stop)
+        centres = np.arange(t0, t1) * grid.hop
+        own = (centres >= start) & (centres < stop)
+        level = np.mean(np.abs(X) ** 2, axis=(0, 1))
+        sound = level > np.max(level) * 1e-6 if level.size and np.max(level) > 0 else np.zeros(len(level), bool)
+        n_sound += int(np.sum(sound & own))
+        held = (ev > 0.5) & own
+        n_back += int(np.sum(held))
+        both = held & l_on
+        if np.any(both):
+            intervals.append(12.0 * np.log2(f_b[both] / f_l[both]))
+        if np.any(held):
+            pitches.append(f_b[held])
+        tr_f0.append(f_b[own])
+        tr_ev.append(ev[own])
+        if callback is not None:
+            callback({"stage": "split", "seconds_done": stop / sample_rate, "seconds_total": seconds_total})
+    hop_s = grid.hop / sample_rate
+    f0s = np.concatenate(tr_f0) if tr_f0 else np.zeros(0)
+    evs = np.concatenate(tr_ev) if tr_ev else np.zeros(0)
+    back_track = PitchTrack(times=np.arange(len(f0s)) * hop_s, f0=f0s, periodicity=evs.astype(np.float32),
+                            voiced=evs > 0.5, hop=hop_s, model="harmonic-sum")
+
+    def rel(e: float) -> float:
+        return 10.0 * math.log10(e / e_stem) if e > 0 and e_stem > 0 else float("-inf")
+
+    report = SplitReport(
+        split=e_back > 0, backing_seconds=n_back * hop_s, backing_share=n_back / max(n_sound, 1),
+        backing_db=rel(e_back), lead_db=rel(e_lead),
+        interval_semitones=float(np.median(np.concatenate(intervals))) if intervals else None,
+        backing_pitch_hz=float(np.median(np.concatenate(pitches))) if pitches else None,
+        track=back_track,
+    )
+    return lead, backing, report
+
+
+def describe_split(report: SplitReport, vocals, backing, sample_rate: int) -> dict:
+    """``report`` as a dict for the run report, with the integrated loudness of the stem and the
+    backing (LUFS, measured as a stream)."""
+    report.stem_lufs = integrated_loudness(vocals, sample_rate)
+    report.backing_lufs = integrated_loudness(backing, sample_rate) if report.split else float("-inf")
+    return report.as_dict()
+
+
+def convert_backing(
+    backing: "np.ndarray | DiskAudio",
+    sample_rate: int,
+    backing_track: PitchTrack,
+    converter,
+    semitones: float,
+    voice: object | None = None,
+    out: "np.ndarray | DiskAudio | None" = None,
+    scratch_path=None,
+    fade_seconds: float = 0.015,
+    shifted_out: "np.ndarray | DiskAudio | None" = None,
+) -> tuple["np.ndarray | DiskAudio", dict]:
+    """``--backing convert``: the backing in the converted voice, with the lead's shift.
+
+    Where the backing is monophonic (``backing_track``, crepe on the backing stem, is voiced) it
+    goes through ``converter`` exactly like the lead (same ``semitones``, same ``voice``). Where
+    it is not (chords of several backing singers, whispers, or crepe unsure) no converter can
+    follow one pitch: those stretches keep the original voice and are transposed by ``semitones``
+    with the instrumental's phase-vocoder key shift (:func:`singvc.keyshift.pitch_shift`; formants
+    move with it), so that they stay in the song's new key; with ``semitones == 0`` they are kept
+    as they are. Joined by ``fade_seconds`` linear cross-fades at the voicing boundaries.
+    ``shifted_out``: a buffer for the transposed backing (e.g. a DiskAudio; default a new array).
+
+    Returns:
+        ``(audio, info)``: float32 ``[channels, samples]`` (``out`` when given) and
+        ``{"converted_seconds", "kept_seconds", "transposed"}``.
+    """
+    audio = as_audio(backing, "backing")
+    channels, n = audio.shape
+    result = converter.convert(audio, sample_rate, backing_track, semitones, voice=voice, out=out)
+    runs = voiced_runs(backing_track, n, sample_rate)
+    converted = sum(b - a for a, b in runs) / sample_rate
+    transposed = bool(semitones) and converted < n / sample_rate
+    if transposed:
+        shifted = pitch_shift(audio, sample_rate, semitones, out=shifted_out, scratch_path=scratch_path)
+        fade = max(1, int(fade_seconds * sample_rate))
+        for start, stop in blocks(n):
+            rest = 1.0 - crossfade_weight(runs, n, fade, start, stop)
+            result[:, start:stop] = (result[:, start:stop] + rest * (shifted[:, start:stop] - audio[:, start:stop])
+                                     ).astype(np.float32)
+    return result, {"converted_seconds": round(converted, 2), "kept_seconds": round(n / sample_rate - converted, 2),
+                    "transposed": transposed}
