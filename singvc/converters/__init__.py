@@ -16,11 +16,11 @@ A new backend subclasses :class:`Converter` in a module of this package, decorat
 with :func:`register` and is imported below; its settings are declared in
 :data:`singvc.settings.SCHEMA`. Nothing else in singvc needs to change.
 """
-from .base import CONVERTERS, Converter, build, check_inputs, converter_class, get_converter, names, register, voiced_runs
+from .base import CONVERTERS, Converter, Reference, build, check_inputs, converter_class, get_converter, names, register, voiced_runs
 from .dsp import DSPConverter
 from .pitch_shift import PitchShiftConverter
 from .bypass import BypassConverter  # noqa: I001 - registration order is the order of --help
 from .seedvc.converter import SeedVCConverter
 
-__all__ = ["CONVERTERS", "Converter", "build", "check_inputs", "converter_class", "get_converter", "names",
+__all__ = ["CONVERTERS", "Converter", "Reference", "build", "check_inputs", "converter_class", "get_converter", "names",
            "register", "voiced_runs", "DSPConverter", "PitchShiftConverter", "BypassConverter", "SeedVCConverter"]
