@@ -200,3 +200,39 @@ def test_missing_weights_stop_a_cover_before_any_audio_work(tmp_path, song_files
     err = capsys.readouterr().err.strip()
     assert code == 3 and "Seed-VC weights missing" in err and "\n" not in err
     assert not (tmp_path / "out").exists() and not (tmp_path / "cache" / "pitch").exists()
+
+
+def test_a_vocal_feature_with_seedvc_converts_its_section(tmp_path, song_files):
+    vocal, clip = song_files
+    recipe = tmp_path / "feature.toml"
+    recipe.write_text(f'''
+[input]
+vocals = "{vocal}"
+[settings]
+converter = "seedvc"
+seedvc_dir = "{FIXTURE}"
+steps = 2
+separation = false
+pitch_model = "tiny"
+[voices.guest]
+ref = "{clip}"
+[[feature.sections]]
+time = "0:00-0:01"
+voice = "original"
+[[feature.sections]]
+time = "0:01-0:02"
+voice = "guest"
+[output]
+dir = "{tmp_path / 'out'}"
+''')
+    assert main(["run", str(recipe), "--cache-dir", str(tmp_path / "cache"), "--quiet"]) == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["converter"]["name"] == "seedvc" and len(report["converter"]["model_files"]) == 8
+    converted, _ = sf.read(tmp_path / "out" / "vocals_converted.wav", always_2d=True)
+    original, _ = sf.read(vocal, always_2d=True)
+    assert converted.shape == original.shape
+    # the original singer before the guest's section (placed in a pause; cross-fade 30 ms), the guest inside it
+    start = report["sections"][1]["placed"][0]
+    head = slice(0, int((start - 0.05) * RATE))
+    assert 0.5 < start < 1.1 and np.abs(converted[head] - original[head]).max() < 1e-3
+    assert np.abs(converted[int((start + 0.1) * RATE):] - original[int((start + 0.1) * RATE):]).max() > 0.01

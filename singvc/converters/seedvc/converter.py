@@ -162,6 +162,7 @@ class SeedVCConverter(Converter):
         self._stack = None
         self._files: list[dict] | None = None
         self._references: dict[str, dict] = {}
+        self._last: dict | None = None
 
     # -- models -------------------------------------------------------------------------------------
     def check_ready(self) -> None:
@@ -290,6 +291,8 @@ class SeedVCConverter(Converter):
         ramp_out = (np.cos(np.linspace(0, np.pi / 2, fade)) ** 2).astype(np.float32)
         spans = window_spans(voiced, window, OVERLAP_FRAMES)
         total = n / c.sample_rate
+        self._last = {"windows": len(spans), "window_seconds": round(window * hop / c.sample_rate, 3),
+                      "joins_s": [round((a + OVERLAP_FRAMES / 2) * hop / c.sample_rate, 3) for a, _ in spans[1:]]}
         bar = None
         if progress:
             import tqdm
@@ -339,6 +342,8 @@ class SeedVCConverter(Converter):
         info = {"name": self.name, "steps": self.steps, "cfg": self.cfg, "seed": self.seed}
         if self._references:
             info["references"] = self._references
+        if self._last:
+            info["last_conversion"] = self._last  # windows and where they join (centres of the cross-fades)
         if self._stack is not None:
             info["model_folder"] = str(seedvc_folder(self.seedvc_dir))
             info["model_files"] = self.model_files()
