@@ -543,13 +543,16 @@ def cmd_models(args: argparse.Namespace) -> int:
         if not args.timeout > 0:
             raise _UsageError(f"argument --timeout: must be a number of seconds > 0 (got {args.timeout:g})",
                               "singvc models")
-        found = weights.fetch(args.name, timeout=args.timeout, progress=not args.quiet)  # offline: exit 3
-        for f in found:
-            print(f"{f.file.name}: {f.status}, {f.path}")
-        return 0 if weights.summary(found) in ("verified", "present") else 3
+        ok = True
+        for spec in weights.members(args.name):  # a group (seedvc) fetches each of its models
+            found = weights.fetch(spec, timeout=args.timeout, progress=not args.quiet)  # offline: exit 3
+            for f in found:
+                print(f"{f.file.name}: {f.status}, {f.path}")
+            ok = ok and weights.summary(found) in ("verified", "present")
+        return 0 if ok else 3
 
     if args.action == "verify":
-        specs = [weights.get(args.name)] if args.name else weights.known(args.kind)
+        specs = weights.members(args.name) if args.name else weights.known(args.kind)
         bad = False
         for spec in specs:
             word, shown, found = state(spec)

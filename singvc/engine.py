@@ -28,7 +28,7 @@ from .audio import (
 )
 from .backing import SplitReport, split_lead, track_backing
 from .cache import Cache, audio_digest
-from .converters import Converter, converter_class
+from .converters import Converter, Reference, converter_class
 from .errors import InvalidReferenceError, PlanError, UserInputError
 from .pitch import REFINE_VERSION, PitchTrack, load_pitch_model, track_pitch
 from .plan import Register, measure_register, parse_range
@@ -91,8 +91,12 @@ class Target:
 
 
 def voice_key(voice: VoiceProfile) -> str:
-    """A fingerprint of a profile (what a converter prepared from it is kept under)."""
-    return hashlib.sha256(voice.to_json().encode()).hexdigest()
+    """A fingerprint of a profile and the reference audio it keeps (what a converter prepared
+    from it is kept under)."""
+    h = hashlib.sha256(voice.to_json().encode())
+    if voice.reference is not None:
+        h.update(audio_digest(voice.reference.audio, voice.reference.sample_rate).encode())
+    return h.hexdigest()
 
 
 class Engine:
@@ -167,11 +171,13 @@ class Engine:
 
     def converter(self) -> Converter:
         """The converter of ``settings.converter`` with its settings, built on first use and kept
-        (engines made by :meth:`with_settings` share them)."""
+        (engines made by :meth:`with_settings` share them). A new one is checked at once
+        (:meth:`Converter.check_ready`: e.g. its weights in place), before any audio work."""
         key = self._converter_key()
         if key not in self._converters:
-            self._converters[key] = converter_class(self.settings.converter).from_settings(
-                self.settings, self.settings.device)
+            converter = converter_class(self.settings.converter).from_settings(self.settings, self.settings.device)
+            converter.check_ready()
+            self._converters[key] = converter
         return self._converters[key]
 
     def prepared_voice(self, converter: Converter, voice: VoiceProfile | None) -> Any:
@@ -181,8 +187,26 @@ class Engine:
             return None
         key = (id(converter), voice_key(voice))
         if key not in self._prepared:
-            self._prepared[key] = converter.prepare(voice)
+            if converter.needs_reference:
+                self._prepared[key] = converter.prepare(voice, self.voice_reference(voice, converter.name), self.cache)
+            else:
+                self._prepared[key] = converter.prepare(voice)
         return self._prepared[key]
+
+    def voice_reference(self, voice: VoiceProfile, needed_by: str = "this converter") -> Reference:
+        """The reference audio ``voice`` keeps and its pitch track (``settings.reference_pitch_model``, cached).
+
+        Raises:
+            InvalidReferenceError: the profile keeps no audio (shipped voices, profiles enrolled
+                before profiles kept their clips).
+        """
+        if voice.reference is None:
+            raise InvalidReferenceError(
+                f"voice {voice.name!r} keeps no reference audio, which the {needed_by} converter needs: pass the "
+                f"clip itself (--voice CLIP) or enroll the voice again ('singvc voice enroll CLIP --name {voice.name}')")
+        clip = voice.reference
+        track, _ = self.track(clip.audio, clip.sample_rate, self.settings.reference_pitch_model)
+        return Reference(clip, track)
 
     def with_settings(self, **changes) -> "Engine":
         """An engine of the same class with some settings changed, sharing this one's loaded

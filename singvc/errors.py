@@ -44,6 +44,10 @@ class WeightsUnavailableError(ModelNotFoundError):
     """Model weights are neither cached nor reachable (offline machine)."""
 
 
+class ModelLoadError(ModelNotFoundError):
+    """Model files are there but do not fit the model (wrong keys or shapes, unreadable config)."""
+
+
 class InstallError(SingvcError):
     """The installed packages do not work together (e.g. a torchaudio built for another torch)."""
 

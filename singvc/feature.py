@@ -381,6 +381,7 @@ def render_feature(
         "voices": {name: {"profile": spec.profile.name, "register_median": spec.profile.register["median"]["note"],
                           "semitones": sorted({p.semitones for (v, _), p in plans.items() if v == name})}
                    for name, spec in voices.items()},
+        "converter": engine.converter().describe(),
         "shift_semitones": main_plan.semitones,
         "plan": main_plan.describe(),
         "loudness": {"vocals_original_lufs": report_number(integrated_loudness(vocals, sample_rate)),

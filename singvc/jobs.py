@@ -153,6 +153,7 @@ def cover_file(
     # output problems are found now, not after the whole job
     check_output_dir(out_dir, estimate_run_bytes(song_path or vocals_path, daw,
                                                  engine.settings.backing != "off" or engine.settings.dereverb))
+    engine.converter()  # a converter that cannot run here (weights missing) stops the job now
     # every full-length buffer lives in a working folder on disk and each stage streams through
     # it: memory stays flat as songs get longer
     with scratch_folder(out_dir) as scratch:

@@ -409,6 +409,7 @@ def file_sha256(path: Path) -> str:
 def load_voices(recipe: Recipe, engine: Engine) -> dict:
     """The recipe's voices as :class:`~singvc.feature.VoiceSpec` (``[voice]`` under the name
     ``"main"``, ``[voices.NAME]`` under their names), each measured or loaded once."""
+    engine.converter()  # a converter that cannot run here (weights missing) stops the job before any audio
     tables = dict(recipe.get("voices", {}))
     if "voice" in recipe.data:
         tables = {"main": recipe.data["voice"], **tables}

@@ -457,7 +457,7 @@ def cover_session(
         "keeps_key": shift % 12 == 0,
     }
     return Session(stems=stems, sample_rate=rate, tempo_bpm=tempo_bpm, key=key, melodies=melodies, title=title,
-                   name=name, extra={"keys": keys})
+                   name=name, extra={"keys": keys, "converter": result.report.get("converter")})
 
 
 def stems_session(

@@ -130,6 +130,15 @@ SCHEMA: dict[str, Setting] = {s.name: s for s in [
        "vocoder (moves identity further); waveform filters the singer's own waveform (more natural, exact pitch, "
        "faster); shifted regions always use WORLD", "convert", choices=("world", "waveform"), flag="--render",
        commands=("cover",), label="Unshifted passages rendered by"),
+    _s("steps", int, 30, "seedvc converter: diffusion (Euler) steps; 30-50 for singing, about 10 for drafts",
+       "convert", range=(1, 200), flag="--steps", commands=("cover",), metavar="N", label="Diffusion steps"),
+    _s("cfg", float, 0.7, "seedvc converter: classifier-free guidance rate (0 = none)", "convert",
+       range=(0.0, 5.0), flag="--cfg", commands=("cover",), metavar="RATE", label="Guidance rate"),
+    _s("seed", int, 0, "seedvc converter: noise seed (the same seed gives the same output)", "convert",
+       range=(0, 2**31 - 1), flag="--seed", commands=("cover",), metavar="N", label="Noise seed"),
+    _s("seedvc_dir", str, None, "seedvc converter: local folder of the Seed-VC weights (the layout of "
+       "'singvc models fetch seedvc'); default the model cache", "convert", flag="--seedvc-dir",
+       commands=("cover",), metavar="DIR", label="Seed-VC weights folder"),
     _s("backing", str, "off", "lead/backing split of the vocal stem (docs/backing.md): keep: the original backing "
        "stays under the converted lead; convert: the backing is converted to the same voice with the same shift; "
        "mute: the backing is dropped; off: no split (the whole stem is converted, as before). Writes "

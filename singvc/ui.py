@@ -47,7 +47,7 @@ from .recipe import AUDIO_SUFFIXES, Recipe, load_recipe, parse_recipe, run_batch
 from .run import atomic_write, write_text
 from .runfolders import Cancelled, clear_cancel, request_cancel
 from .settings import SCHEMA, CoverSettings, Layer, resolve
-from .voice import analyse_voice, check_name, list_profiles, load_profile, profiles_dir
+from .voice import analyse_voice, check_name, list_profiles, load_profile, profiles_dir, reference_path
 
 log = logging.getLogger(__name__)
 
@@ -670,6 +670,7 @@ class App:
             raise UserInputError(f"no saved voice {name!r}")
         if path.parent.resolve() != profiles_dir().resolve():
             raise UserInputError(f"{name} ships with singvc and cannot be deleted")
+        reference_path(path).unlink(missing_ok=True)
         path.unlink()
         return f"deleted voice {name}"
 

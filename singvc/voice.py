@@ -22,17 +22,19 @@ import json
 import os
 import re
 import time
-from dataclasses import asdict, dataclass, field
+import io
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
-from .audio import as_audio, check_finite, to_mono
+from .audio import as_audio, check_finite, resample, to_mono
 from .config import presets_dir
 from .loudness import integrated_loudness
 from .errors import InvalidReferenceError, UserInputError
 from .pitch import PitchTrack
-from .run import write_text
+from .run import write_bytes, write_text
 from .plan import Register, measure_register, midi_to_note
 
 #: profile format version; bump on incompatible changes
@@ -64,6 +66,39 @@ def _imel(mel: np.ndarray) -> np.ndarray:
 GRID_HZ = _imel(np.linspace(_mel(60.0), _mel(7600.0), 60))
 
 
+#: seconds of reference audio a profile keeps (the clips joined, mono)
+MAX_KEPT_SECONDS = 120.0
+#: what the kept reference audio of ``<name>.json`` is saved as, beside it
+REFERENCE_SUFFIX = ".reference.wav"
+
+
+@dataclass
+class VoiceClip:
+    """Reference audio a profile keeps for converters that condition on audio (``seedvc``):
+    mono float32 ``[1, samples]`` at ``sample_rate`` Hz."""
+
+    audio: np.ndarray
+    sample_rate: int
+
+    @property
+    def seconds(self) -> float:
+        return self.audio.shape[-1] / self.sample_rate
+
+
+def reference_path(profile_path: str | os.PathLike) -> Path:
+    """Where the reference audio of the profile saved at ``profile_path`` is kept."""
+    path = Path(profile_path)
+    return path.with_name(path.stem + REFERENCE_SUFFIX)
+
+
+def join_clips(clips: list[tuple[np.ndarray, int]], max_seconds: float = MAX_KEPT_SECONDS) -> VoiceClip:
+    """The clips as one mono :class:`VoiceClip` at the first clip's rate, at most ``max_seconds`` long."""
+    rate = int(clips[0][1])
+    parts = [resample(to_mono(as_audio(a, "reference"))[None], int(r), rate) for a, r in clips]
+    audio = np.concatenate(parts, axis=-1)[:, : int(max_seconds * rate)]
+    return VoiceClip(np.ascontiguousarray(audio, dtype=np.float32), rate)
+
+
 @dataclass
 class VoiceProfile:
     """A target voice, measured from clips (see the module docstring for the fields' meaning).
@@ -87,6 +122,8 @@ class VoiceProfile:
     created: str = ""
     license: str = ""
     warnings: list[str] = field(default_factory=list)
+    #: the reference audio (not in the JSON: saved beside it, see :func:`reference_path`)
+    reference: VoiceClip | None = field(default=None, repr=False, compare=False)
 
     # -- views ------------------------------------------------------------------------------
     def to_register(self) -> Register:
@@ -106,20 +143,28 @@ class VoiceProfile:
     # -- files ------------------------------------------------------------------------------
     def to_json(self) -> str:
         """Indented JSON with each list of numbers on one line."""
-        text = json.dumps(asdict(self), indent=1)
+        data = asdict(replace(self, reference=None))
+        del data["reference"]  # kept beside the JSON (save)
+        text = json.dumps(data, indent=1)
         text = re.sub(r"\[\s+([-+0-9.eE,\s]+?)\s+\]", lambda m: "[" + " ".join(m.group(1).split()) + "]", text)
         return text + "\n"
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the profile as JSON (temp file, then rename); returns the path."""
+        """Write the profile as JSON (temp file, then rename) and its reference audio beside it
+        (:func:`reference_path`, 32-bit float WAV: read back bit-exact), each atomically; returns the profile's path."""
         path = Path(path)
         _check_profile(self, str(path))  # never write a profile that load() would refuse
+        if self.reference is not None:
+            buffer = io.BytesIO()
+            sf.write(buffer, self.reference.audio.T, self.reference.sample_rate, format="WAV", subtype="FLOAT")
+            write_bytes(reference_path(path), buffer.getvalue())
         return write_text(path, self.to_json())
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "profile") -> "VoiceProfile":
         if not isinstance(data, dict) or "version" not in data:
             raise UserInputError(f"{where}: not a singvc voice profile (no version field)")
+        data = {k: v for k, v in data.items() if k != "reference"}
         if data["version"] != PROFILE_VERSION:
             raise UserInputError(
                 f"{where}: voice profile version {data['version']} is not supported (this singvc reads "
@@ -136,12 +181,22 @@ class VoiceProfile:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "VoiceProfile":
-        """Read a profile written by :meth:`save`."""
+        """Read a profile written by :meth:`save`, with its reference audio when one is kept beside it."""
         try:
             data = json.loads(Path(path).read_text())
         except (OSError, ValueError) as exc:
             raise UserInputError(f"{path}: cannot read voice profile ({exc})") from None
-        return cls.from_dict(data, str(path))
+        profile = cls.from_dict(data, str(path))
+        kept = reference_path(path)
+        if kept.is_file():
+            try:
+                audio, rate = sf.read(str(kept), dtype="float32", always_2d=True)
+            except (OSError, RuntimeError, sf.LibsndfileError) as exc:
+                raise UserInputError(f"{kept}: cannot read the voice's reference audio ({exc}); enroll the voice again") from None
+            if audio.shape[0] == 0 or not np.isfinite(audio).all():
+                raise UserInputError(f"{kept}: the voice's reference audio is empty or not finite; enroll the voice again")
+            profile.reference = VoiceClip(np.ascontiguousarray(audio.T[:1]), int(rate))
+        return profile
 
 
 # -- checks on load ----------------------------------------------------------------------------
@@ -361,7 +416,7 @@ def analyse_voice(
         class_shapes_db=[r2(c) for c in centroids], class_weights=[round(float(w), 4) for w in weights],
         aperiodicity_db=r2(all_ap.mean(0)), band_limit_hz=round(float(min(band_limits + [GRID_HZ[-1]])), 1),
         loudness_lufs=lufs, voiced_seconds=round(voiced_seconds, 2), clips=list(clip_names or []),
-        created=time.strftime("%Y-%m-%d"), warnings=warnings,
+        created=time.strftime("%Y-%m-%d"), warnings=warnings, reference=join_clips(clips),
     )
 
 

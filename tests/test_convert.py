@@ -99,7 +99,7 @@ INNER2 = (NOTE2[0] + 0.1, NOTE2[1] - 0.1)
 # --- interface and registry ---------------------------------------------------------------------
 
 def test_registry_and_protocol():
-    assert set(CONVERTERS) == {"none", "pitch", "dsp"}
+    assert set(CONVERTERS) == {"none", "pitch", "dsp", "seedvc"}
     for name in CONVERTERS:
         conv = get_converter(name)
         assert conv.name == name

@@ -14,15 +14,27 @@ nothing outside this package branches on a converter's name.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
 import numpy as np
 
 from ..audio import DiskAudio, as_audio, blocks, check_finite
+from ..cache import Cache
 from ..errors import UserInputError
 from ..pitch import PitchTrack
 from ..plan import MAX_SEMITONES
 from ..settings import set_choices
+from ..voice import VoiceClip
+
+
+@dataclass
+class Reference:
+    """A target voice's reference audio (mono, at its own rate) and its pitch track, for
+    converters that condition on audio (:attr:`Converter.needs_reference`)."""
+
+    clip: VoiceClip
+    track: PitchTrack
 
 
 class Converter:
@@ -34,6 +46,8 @@ class Converter:
         sample_rate: the rate it works at in Hz (``None``: any; it is given the vocal's rate).
         uses_voice: whether it converts toward a target voice (it is then given the voice
             :meth:`prepare` made; without one it keeps the singer's timbre).
+        needs_reference: whether :meth:`prepare` needs the voice's reference audio (a
+            :class:`Reference`: the clip the profile keeps and its pitch track) besides the profile.
         settings: the names of its settings in :data:`singvc.settings.SCHEMA` (constructor
             arguments of the same names; :meth:`from_settings` reads them).
 
@@ -45,6 +59,7 @@ class Converter:
     summary: ClassVar[str] = ""
     sample_rate: ClassVar[int | None] = None
     uses_voice: ClassVar[bool] = False
+    needs_reference: ClassVar[bool] = False
     settings: ClassVar[tuple[str, ...]] = ()
     #: whether the output follows the plan's shift (the bypass does not move the vocal)
     moves_pitch: ClassVar[bool] = True
@@ -57,10 +72,18 @@ class Converter:
         converter.device = device
         return converter
 
-    def prepare(self, voice: Any) -> Any:
+    def check_ready(self) -> None:
+        """Raise when this converter cannot run here (e.g. its weights are missing:
+        :class:`~singvc.errors.WeightsUnavailableError`), quickly and without loading a network,
+        so a job can stop before any audio work. The default has nothing to check."""
+
+    def prepare(self, voice: Any, reference: Reference | None = None, cache: Cache | None = None) -> Any:
         """What :meth:`convert` needs from a target voice (a :class:`~singvc.voice.VoiceProfile`),
         computed once per voice: the engine keeps the result and hands it to every conversion
-        toward that voice. The default keeps the profile as it is."""
+        toward that voice. The default keeps the profile as it is.
+
+        A converter with :attr:`needs_reference` is also given the voice's ``reference`` audio and
+        its pitch track, and the results ``cache``, where it may keep what it derives per voice."""
         return voice
 
     def convert(
