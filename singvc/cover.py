@@ -225,10 +225,16 @@ def backing_report(mode: str, split: BackingSplit | None, room: RoomEstimate | N
     return out
 
 
+def leaves_key(engine: Engine, plan: RangePlan) -> bool:
+    """Whether the converted vocal ends up out of the song's key: a shift that does not keep the
+    key, by a converter that moves the vocal."""
+    return not plan.keeps_key and engine.converter().moves_pitch
+
+
 def key_warning(engine: Engine, plan: RangePlan) -> str | None:
     """The warning for a vocal moved out of the instrumental's key (none when the shift keeps the
     key, the converter does not move the vocal, or the instrumental follows it)."""
-    if plan.keeps_key or not engine.converter().moves_pitch or engine.settings.shift_instrumental:
+    if not leaves_key(engine, plan) or engine.settings.shift_instrumental:
         return None
     return (f"the vocal moves {plan.semitones:+g} semitones, out of the instrumental's key; "
             "use --shift-instrumental or a whole-octave shift")
@@ -241,7 +247,7 @@ def follow_key(engine: Engine, plan: RangePlan, instrumental, separated: dict, s
     warning = key_warning(engine, plan)
     if warning:
         warnings.append(warning)
-    if plan.keeps_key or not engine.converter().moves_pitch or not engine.settings.shift_instrumental:
+    if not (leaves_key(engine, plan) and engine.settings.shift_instrumental):
         return instrumental, separated
     instrumental = _key_shifted(instrumental, sample_rate, plan.semitones, scratch, "instrumental")
     separated = {k: v if k == "vocals" else _key_shifted(v, sample_rate, plan.semitones, scratch, k)

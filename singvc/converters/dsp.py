@@ -43,6 +43,7 @@ import numpy as np
 from ..audio import DiskAudio, blocks, copy_into
 from ..errors import UserInputError
 from ..pitch import PitchTrack
+from ..settings import check
 from ..voice import GRID_HZ, STATS_PERIOD_MS, VoiceProfile, envelope_floor, envelope_stats_frames, grid_interp
 from .base import check_inputs, register, voiced_runs
 from .pitch_shift import PitchShiftConverter
@@ -245,8 +246,7 @@ class DSPConverter(PitchShiftConverter):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not (isinstance(self.strength, (int, float)) and 0.0 <= float(self.strength) <= 1.0):
-            raise UserInputError(f"strength must be within 0-1 (got {self.strength!r})")
+        self.strength = check("strength", self.strength, "dsp converter")  # the schema's range, declared once
         lo, hi = self.warp_range
         if not 0.5 <= lo <= 1.0 <= hi <= 2.0:
             raise UserInputError(f"warp_range must satisfy 0.5 <= low <= 1 <= high <= 2 (got {self.warp_range})")

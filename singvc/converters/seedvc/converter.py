@@ -28,6 +28,7 @@ from ...audio import DiskAudio, blocks, resample
 from ...cache import Cache, audio_digest, file_checksum
 from ...errors import InvalidReferenceError, UserInputError, WeightsUnavailableError
 from ...pitch import PitchTrack
+from ...settings import check
 from ...weights import seedvc_folder, seedvc_missing
 from ..base import Converter, Reference, check_inputs, register
 
@@ -152,13 +153,10 @@ class SeedVCConverter(Converter):
     settings: ClassVar[tuple[str, ...]] = ("steps", "cfg", "seed", "seedvc_dir")
 
     def __init__(self, steps: int = 30, cfg: float = 0.7, seed: int = 0, seedvc_dir: str | None = None):
-        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= steps <= 200:
-            raise UserInputError(f"steps must be an integer from 1 to 200 (got {steps!r})")
-        if not isinstance(cfg, (int, float)) or not 0.0 <= float(cfg) <= 5.0:
-            raise UserInputError(f"cfg must be a number from 0 to 5 (got {cfg!r})")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise UserInputError(f"seed must be a whole number >= 0 (got {seed!r})")
-        self.steps, self.cfg, self.seed, self.seedvc_dir = int(steps), float(cfg), int(seed), seedvc_dir
+        where = "seedvc converter"  # each value against the schema's declaration
+        self.steps, self.cfg, self.seed = (int(check("steps", steps, where)), float(check("cfg", cfg, where)),
+                                           int(check("seed", seed, where)))
+        self.seedvc_dir = check("seedvc_dir", seedvc_dir, where)
         self._stack = None
         self._files: list[dict] | None = None
         self._references: dict[str, dict] = {}
