@@ -230,7 +230,7 @@ class DSPConverter(PitchShiftConverter):
     """
 
     name: ClassVar[str] = "dsp"
-    summary: ClassVar[str] = ("shift by the plan and move the timbre toward --voice with signal processing "
+    summary: ClassVar[str] = ("shift by the plan and move the timbre toward the target voice with signal processing "
                               "(no model weights)")
     uses_voice: ClassVar[bool] = True
     settings: ClassVar[tuple[str, ...]] = ("strength", "render")

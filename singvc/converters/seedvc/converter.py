@@ -146,7 +146,8 @@ class PreparedVoice:
 @register
 class SeedVCConverter(Converter):
     name: ClassVar[str] = "seedvc"
-    summary: ClassVar[str] = "Seed-VC neural zero-shot conversion (44.1 kHz DiT + BigVGAN; weights: singvc models fetch seedvc)"
+    summary: ClassVar[str] = ("Seed-VC neural zero-shot conversion toward the target voice (44.1 kHz DiT + BigVGAN; "
+                              "its weights are downloaded once, see Models)")
     sample_rate: ClassVar[int | None] = 44100
     uses_voice: ClassVar[bool] = True
     needs_reference: ClassVar[bool] = True
