@@ -511,6 +511,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         note = ("not on this machine yet: fetched on the first separation (needs internet; offline, see README, "
                 "'Separation weights', or use --no-separation / --vocals)")
     print(f"Demucs {args.separator_model} weights: {'ok, ' + where if where else note}")
+    missing = weights.seedvc_missing()  # optional: only --converter seedvc needs them
+    print(f"Seed-VC weights (--converter seedvc only): "
+          f"{'ok, ' + str(weights.seedvc_folder()) if missing is None else 'not installed (singvc models fetch seedvc)'}")
     print(f"cache folder: {Cache(args.cache_dir).root}")
     return 0 if crepe_ok else 3
 
