@@ -557,7 +557,13 @@ def split_lead(
     pitches: list[np.ndarray] = []
     tr_f0: list[np.ndarray] = []
     tr_ev: list[np.ndarray] = []
-    room = _RoomModel(opts, grid.hop / sample_rate, len(freqs))
+    room_opts = opts
+    if opts.room_rt60 is None and backing_track is not None and presence is not None and presence.regions:
+        from .room import pilot_room
+
+        est = pilot_room(audio, sample_rate)
+        room_opts = replace(opts, room_rt60=est.rt60 or 0.0, room_wet_db=est.wet_db)
+    room = _RoomModel(room_opts, grid.hop / sample_rate, len(freqs))
     for start, stop in blocks(n, block or SPLIT_BLOCK):
         t0, t1 = grid.frames_touching(start, stop)
         X = grid.analyse(audio, t0 - ctx, t1 + ctx)  # [ch, bins, T + 2 ctx]
