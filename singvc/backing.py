@@ -363,12 +363,27 @@ def lead_residual(
     result = out if out is not None else new_like(audio)
     grid = FrameGrid(fft_size_for(sample_rate), n)
     freqs = grid.freqs(sample_rate)
+    room = _RoomModel(_with_room(opts, audio, sample_rate), grid.hop / sample_rate, len(freqs))
     for start, stop in blocks(n, block or SPLIT_BLOCK):
         t0, t1 = grid.frames_touching(start, stop)
         X = grid.analyse(audio, t0, t1)
         comb = _lead_comb(track, grid.times(t0, t1, sample_rate), freqs, grid.n_fft, sample_rate, opts)[0]
-        result[:, start:stop] = grid.overlap_add(X * (1.0 - comb)[None], t0, start, stop).astype(np.float32)
+        next_t0 = grid.frames_touching(stop, stop + 1)[0] if stop < n else t1
+        # the lead's harmonics and its late reverberation (at the notes it sang before) go
+        keep = room.mask(np.mean(np.abs(X) ** 2, axis=0), 1.0 - comb, next_t0 - t0)
+        result[:, start:stop] = grid.overlap_add(X * keep[None], t0, start, stop).astype(np.float32)
     return result
+
+
+def _with_room(opts: SplitOptions, audio, sample_rate: int) -> SplitOptions:
+    """``opts`` with the room's RT60 and wet level: as given, else :func:`singvc.room.pilot_room`
+    of ``audio`` (0 = no room when it finds none)."""
+    if opts.room_rt60 is not None:
+        return opts
+    from .room import pilot_room
+
+    est = pilot_room(audio, sample_rate)
+    return replace(opts, room_rt60=est.rt60 or 0.0, room_wet_db=est.wet_db)
 
 
 def track_backing(
@@ -558,11 +573,8 @@ def split_lead(
     tr_f0: list[np.ndarray] = []
     tr_ev: list[np.ndarray] = []
     room_opts = opts
-    if opts.room_rt60 is None and backing_track is not None and presence is not None and presence.regions:
-        from .room import pilot_room
-
-        est = pilot_room(audio, sample_rate)
-        room_opts = replace(opts, room_rt60=est.rt60 or 0.0, room_wet_db=est.wet_db)
+    if presence is None or presence.regions:  # nothing to split: no need for the room
+        room_opts = _with_room(opts, audio, sample_rate)
     room = _RoomModel(room_opts, grid.hop / sample_rate, len(freqs))
     for start, stop in blocks(n, block or SPLIT_BLOCK):
         t0, t1 = grid.frames_touching(start, stop)
