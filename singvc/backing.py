@@ -415,6 +415,17 @@ def track_backing(
     return back
 
 
+def _merge(spans: list) -> list:
+    """Sorted ``(start, end)`` spans with the overlapping ones joined."""
+    out: list = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
 @dataclass
 class BackingPresence:
     """Where a backing part sings, decided from its pitch track (:func:`backing_presence`).
@@ -486,14 +497,7 @@ def backing_presence(track: PitchTrack, backing_track: PitchTrack, options: Spli
         else:
             spans.append([t[idx], t[idx]])
     margin = opts.presence_margin_seconds
-    regions: list = []
-    for a, b in spans:
-        if any(a <= x <= b for x, _ in anchors):
-            a, b = a - margin, b + margin
-            if regions and a <= regions[-1][1]:
-                regions[-1] = (regions[-1][0], max(regions[-1][1], b))
-            else:
-                regions.append((a, b))
+    regions = _merge([(a - margin, b + margin) for a, b in spans if any(a <= x <= b for x, _ in anchors)])
     if regions:
         covered = sum(b - a for a, b in regions)
         decision = (f"backing found: {len(anchors)} run(s) of the second voice ({anchor_s:.2f} s) away from the "
@@ -576,6 +580,11 @@ def split_lead(
     if presence is None or presence.regions:  # nothing to split: no need for the room
         room_opts = _with_room(opts, audio, sample_rate)
     room = _RoomModel(room_opts, grid.hop / sample_rate, len(freqs))
+    if presence is not None and room.on:
+        # a region's backing rings on after it: keep its tail (down 30 dB) with it
+        tail = 0.5 * float(room_opts.room_rt60)
+        presence.regions = _merge([(a, b + tail) for a, b in presence.regions])
+        presence.decision += f"; each widened by {tail:.2f} s at its end for the room's tail"
     for start, stop in blocks(n, block or SPLIT_BLOCK):
         t0, t1 = grid.frames_touching(start, stop)
         X = grid.analyse(audio, t0 - ctx, t1 + ctx)  # [ch, bins, T + 2 ctx]
@@ -609,6 +618,8 @@ def split_lead(
             share[:, on] = w_b / (w_b + w_l + opts.floor)
         next_t0 = grid.frames_touching(stop, stop + 1)[0] if stop < n else t1
         mask_b = room.mask(np.mean(np.abs(X) ** 2, axis=0), share, next_t0 - t0)
+        if presence is not None:  # the stem stays whole outside the backing's regions
+            mask_b = mask_b * presence.gate(grid.times(t0, t1, sample_rate))[None, :]
         back_frames = X * mask_b[None]
         part = grid.overlap_add(back_frames, t0, start, stop).astype(np.float32)
         stem = audio[:, start:stop]
