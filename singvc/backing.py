@@ -29,7 +29,19 @@ Method, per STFT frame (46 ms Hann window, hop 1/4; :mod:`singvc.spectral`):
    between the two, and everything else (breaths, consonants, noise, the air above
    ``max_harmonic_hz``) stays with the lead. Where no backing is found the mask is exactly 0 and the
    lead is the stem, sample for sample.
-4. **Stereo** (``stereo_weight`` > 0, two channels): each bin's pan position ``(|R|²-|L|²) /
+4. **Presence** (with a backing track): :func:`backing_presence` keeps the backing track only in
+   regions around runs of at least 0.15 s that are away (50 cents) from every pitch the lead sang
+   in the last 1.5 s: the lead's reverberation rings at its past notes and crepe finds it in the
+   residual, but it never sings a note the lead has not just sung. Outside the regions the mask
+   is 0 and the stem stays whole; with no region at all, nothing is split ("no backing found",
+   said in :attr:`SplitReport.decision`).
+5. **Room**: the late reverberation of each part, per bin, from its own past energy
+   (:class:`_RoomModel`, RT60 and wet level from :func:`singvc.room.pilot_room` of the stem, or
+   ``room_rt60``/``room_wet_db``): each part keeps its tail (the lead's at the notes it sang
+   before, the backing's after it stops), and only what is left (the direct sound) is shared by
+   the combs. :func:`lead_residual` takes the lead's tail out as well, so crepe tracks the
+   backing rather than the lead's past notes.
+6. **Stereo** (``stereo_weight`` > 0, two channels): each bin's pan position ``(|R|²-|L|²) /
    (|L|²+|R|²)`` is compared with the lead's (``lead_pan``, 0 = centre) and the backing's (the mean
    pan of its own bins in that frame); when the two are apart, a bin panned like the backing
    leans to the backing and a centred one to the lead.
@@ -39,9 +51,10 @@ context) that touch them, on one global frame grid, so the result equals the who
 and memory does not grow with the song's length.
 
 What is not split: a unison double (same pitch as the lead), backing whose pitch coincides with
-the lead's or its octaves, unpitched backing (whispers, shouts), the reverb of the lead at an
-earlier note (it is another pitch: it goes to the backing when loud enough), and chords of several
-backing voices beyond the strongest one (the others stay with the lead, as inter-harmonic energy).
+the lead's or its octaves, unpitched backing (whispers, shouts), a backing part that only ever
+sings notes the lead sang in the 1.5 s before (taken for the lead's reverberation), and chords of
+several backing voices beyond the strongest one (the others stay with the lead, as inter-harmonic
+energy).
 """
 from __future__ import annotations
 
@@ -94,6 +107,14 @@ class SplitOptions:
         lead_pan: the lead's pan position (-1 left, 0 centre, 1 right).
         floor: the weight of "neither comb" in the mask (keeps noise with the lead).
         silence_db: frames quieter than this (dBFS, power mean over bins) hold no backing.
+        room_rt60, room_wet_db: the room of the stem (s; dB of the late tail under the direct
+            sound) for the reverberation model; ``None`` (default): :func:`singvc.room.pilot_room`
+            of the stem; ``room_rt60=0``: no model (the dry masks).
+        presence_history_seconds, presence_cents, presence_min_run: a backing-track run of
+            ``presence_min_run`` s or more whose pitch is ``presence_cents`` away from all the lead
+            sang in the last ``presence_history_seconds`` is another voice (:func:`backing_presence`).
+        presence_gap_seconds, presence_margin_seconds: the backing track's voiced frames joined over
+            gaps this long form the regions that such a run makes split, widened by the margin.
     """
 
     max_harmonic_hz: float = 8000.0
@@ -141,6 +162,9 @@ class SplitReport:
         backing_db: backing energy relative to the stem's (dB; ``-inf`` for none).
         lead_db: lead energy relative to the stem's (dB).
         interval_semitones: median interval backing − lead where both sing (``None`` if never).
+        decision: what :func:`backing_presence` decided and why ("backing found: ..." or
+            "no backing found: ...").
+        regions: ``(start, end)`` seconds where the stem was split (with a backing track).
         backing_pitch_hz: median pitch of the backing (``None`` if never).
         backing_lufs, stem_lufs: integrated loudness (filled by :func:`describe_split`).
         track: the second voice's pitch per STFT frame (``f0`` Hz, ``periodicity`` = evidence,

@@ -15,13 +15,21 @@ prediction would be singular. Songs are processed in blocks of ``block_seconds``
 over :data:`CROSSFADE_SECONDS`; WPE takes :data:`WPE_BINS` frequency bins at a time, so memory
 is bounded.
 
+**Filter length**: by default (``taps=None``) it follows the room: :func:`pilot_room` runs WPE
+with 10 taps on every 4th bin of 300 Hz - 4 kHz of the first 20 s (about 1 s per song) and
+:func:`taps_for` maps its RT60 to 10-40 taps (40 · RT60). Measured on the benchmark's wet lead
+(docs/backing-benchmark.md): at RT60 2 s, 10 taps gain +2.5 dB SI-SDR, 30 taps +3.8, 40 +4.1; at 1 s,
+10 taps +4.7, 30 taps +6.6; at 0.5 s, 10 and 30 taps alike (+3.6, +3.7). The pilot's RT60 is also
+what :mod:`singvc.backing` models the reverberation with.
+
 **Estimate** (:class:`RoomEstimate`): the removed part's frame energy is modelled as the dry
 part's frame energy fed through an exponential decay starting ``delay`` frames later,
 ``E_removed(t) = g · Σ_{k ≥ delay} E_dry(t - k) · 10^(-6 k hop / RT60)``; RT60 and g are
 fitted (log-energy least squares over a grid of RT60). The wet level is the removed energy
-against the dry energy (dB). Measured (docs/backing-benchmark.md): the wet level comes out
-right, the decay short (0.59 s for a 1 s room, 0.7-0.8 s for 2 s): WPE leaves part of the tail
-in the dry estimate, and the fit then credits the decay to the excitation.
+against the dry energy (dB). With 10 taps the decay came out short (0.59 s for a 1 s room,
+0.7-0.8 s for 2 s): a short filter removes only the start of the tail, and the fit then credits
+the decay to the excitation; with the taps following the room it comes closer (see
+docs/backing-benchmark.md).
 
 **Room back** (:func:`add_room`): a synthetic late-reverb impulse response, exponentially
 decaying Gaussian noise (independent per channel, so stereo is wide) starting at the pre-delay,
@@ -60,6 +68,7 @@ class RoomEstimate:
         wet_db: removed energy against the dereverberated energy (dB; ``-inf`` when none).
         predelay: where the removed part starts after the direct sound (s).
         fit_db: RMS error of the decay fit (dB per frame); large means the model fits poorly.
+        taps: the WPE filter length used (frames).
     """
 
     rt60: float | None
