@@ -224,6 +224,7 @@ def main() -> None:
                        10 * math.log10(np.sum(back_t.astype(np.float64) ** 2) / np.sum(stem.astype(np.float64) ** 2)))
                    if back_dry is not None else None,
                    "backing_share": r2(rep.backing_share), "interval_semitones": r2(rep.interval_semitones),
+                   "decision": rep.decision, "regions": rep.as_dict()["regions"],
                    "split_seconds_per_minute": round(split_s / (stem.shape[1] / sr) * 60.0, 2)}
             if h is not None and not args.no_dereverb:
                 t0 = time.perf_counter()
@@ -299,14 +300,14 @@ def write_report(rows, args, out: Path, meta: dict | None = None) -> None:
     if der:
         lines += ["", "Dereverberation (WPE) against the dry lead:", "",
                   "| backing | room | wet lead truth | dereverbed lead truth | split lead | dereverbed split lead "
-                  "| RT60 / wet estimated | s per min |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+                  "| RT60 / wet estimated | WPE taps | s per min |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for r in der:
             e = r["room_estimate"]
             lines.append(f"| {r['backing']} | {r['room']} | {_f(r['wet_lead_vs_dry_sisdr'])} "
                          f"| {_f(r['dereverbed_true_lead_vs_dry_sisdr'])} | {_f(r['split_lead_vs_dry_sisdr'])} "
                          f"| {_f(r['dereverbed_split_lead_vs_dry_sisdr'])} | {_f(e['rt60'], '.2f')} s / "
-                         f"{_f(e['wet_db'])} dB | {r['dereverb_seconds_per_minute']:.0f} |")
+                         f"{_f(e['wet_db'])} dB | {e.get('taps') or 10} | {r['dereverb_seconds_per_minute']:.0f} |")
     conv = [r for r in rows if "convert_split" in r]
     if conv:
         lines += ["", f"Downstream: `dsp` converter at {args.semitones:+g} st toward `{args.voice}`, output tracked "
@@ -323,6 +324,11 @@ def write_report(rows, args, out: Path, meta: dict | None = None) -> None:
                          f"| {_f(u['voicing_agreement'], '.3f')} | {_f(u.get('vs_ideal_sisdr'))} "
                          f"| {_f(s['median_cents'], '.1f')} / {_f(s['p90_cents'], '.0f')} "
                          f"| {_f(s['voicing_agreement'], '.3f')} | {_f(s.get('vs_ideal_sisdr'))} |")
+    if any("decision" in r for r in rows):
+        lines += ["", "Backing presence (`split_lead`'s decision, regions in s):", ""]
+        lines += [f"- {r['backing']}, {r['room']}: {r['decision']}"
+                  + (f" ({', '.join(f'{a:.1f}-{b:.1f}' for a, b in r['regions'])})" if r.get("regions") else "")
+                  for r in rows if "decision" in r]
     lines += ["", "## Targets (computed from the rows above)", ""] + targets(rows)
     out.write_text("\n".join(lines) + "\n")
     print(f"wrote {out}")

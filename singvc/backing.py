@@ -29,7 +29,19 @@ Method, per STFT frame (46 ms Hann window, hop 1/4; :mod:`singvc.spectral`):
    between the two, and everything else (breaths, consonants, noise, the air above
    ``max_harmonic_hz``) stays with the lead. Where no backing is found the mask is exactly 0 and the
    lead is the stem, sample for sample.
-4. **Stereo** (``stereo_weight`` > 0, two channels): each bin's pan position ``(|R|²-|L|²) /
+4. **Presence** (with a backing track): :func:`backing_presence` keeps the backing track only in
+   regions around runs of at least 0.15 s that are away (50 cents) from every pitch the lead sang
+   in the last 1.5 s: the lead's reverberation rings at its past notes and crepe finds it in the
+   residual, but it never sings a note the lead has not just sung. Outside the regions the mask
+   is 0 and the stem stays whole; with no region at all, nothing is split ("no backing found",
+   said in :attr:`SplitReport.decision`).
+5. **Room**: the late reverberation of each part, per bin, from its own past energy
+   (:class:`_RoomModel`, RT60 and wet level from :func:`singvc.room.pilot_room` of the stem, or
+   ``room_rt60``/``room_wet_db``): each part keeps its tail (the lead's at the notes it sang
+   before, the backing's after it stops), and only what is left (the direct sound) is shared by
+   the combs. :func:`lead_residual` takes the lead's tail out as well, so crepe tracks the
+   backing rather than the lead's past notes.
+6. **Stereo** (``stereo_weight`` > 0, two channels): each bin's pan position ``(|R|²-|L|²) /
    (|L|²+|R|²)`` is compared with the lead's (``lead_pan``, 0 = centre) and the backing's (the mean
    pan of its own bins in that frame); when the two are apart, a bin panned like the backing
    leans to the backing and a centred one to the lead.
@@ -39,14 +51,15 @@ context) that touch them, on one global frame grid, so the result equals the who
 and memory does not grow with the song's length.
 
 What is not split: a unison double (same pitch as the lead), backing whose pitch coincides with
-the lead's or its octaves, unpitched backing (whispers, shouts), the reverb of the lead at an
-earlier note (it is another pitch: it goes to the backing when loud enough), and chords of several
-backing voices beyond the strongest one (the others stay with the lead, as inter-harmonic energy).
+the lead's or its octaves, unpitched backing (whispers, shouts), a backing part that only ever
+sings notes the lead sang in the 1.5 s before (taken for the lead's reverberation), and chords of
+several backing voices beyond the strongest one (the others stay with the lead, as inter-harmonic
+energy).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -94,6 +107,14 @@ class SplitOptions:
         lead_pan: the lead's pan position (-1 left, 0 centre, 1 right).
         floor: the weight of "neither comb" in the mask (keeps noise with the lead).
         silence_db: frames quieter than this (dBFS, power mean over bins) hold no backing.
+        room_rt60, room_wet_db: the room of the stem (s; dB of the late tail under the direct
+            sound) for the reverberation model; ``None`` (default): :func:`singvc.room.pilot_room`
+            of the stem; ``room_rt60=0``: no model (the dry masks).
+        presence_history_seconds, presence_cents, presence_min_run: a backing-track run of
+            ``presence_min_run`` s or more whose pitch is ``presence_cents`` away from all the lead
+            sang in the last ``presence_history_seconds`` is another voice (:func:`backing_presence`).
+        presence_gap_seconds, presence_margin_seconds: the backing track's voiced frames joined over
+            gaps this long form the regions that such a run makes split, widened by the margin.
     """
 
     max_harmonic_hz: float = 8000.0
@@ -105,6 +126,13 @@ class SplitOptions:
     lead_pan: float = 0.0
     floor: float = 0.05
     silence_db: float = -70.0
+    room_rt60: float | None = None
+    room_wet_db: float | None = None
+    presence_history_seconds: float = 1.5
+    presence_cents: float = 50.0
+    presence_min_run: float = 0.15
+    presence_gap_seconds: float = 1.0
+    presence_margin_seconds: float = 0.3
 
     def check(self) -> None:
         lo, hi = self.harmonicity
@@ -134,6 +162,9 @@ class SplitReport:
         backing_db: backing energy relative to the stem's (dB; ``-inf`` for none).
         lead_db: lead energy relative to the stem's (dB).
         interval_semitones: median interval backing − lead where both sing (``None`` if never).
+        decision: what :func:`backing_presence` decided and why ("backing found: ..." or
+            "no backing found: ...").
+        regions: ``(start, end)`` seconds where the stem was split (with a backing track).
         backing_pitch_hz: median pitch of the backing (``None`` if never).
         backing_lufs, stem_lufs: integrated loudness (filled by :func:`describe_split`).
         track: the second voice's pitch per STFT frame (``f0`` Hz, ``periodicity`` = evidence,
@@ -149,10 +180,13 @@ class SplitReport:
     backing_pitch_hz: float | None
     backing_lufs: float | None = None
     stem_lufs: float | None = None
+    decision: str = ""
+    regions: list = field(default_factory=list)
     track: PitchTrack | None = field(default=None, repr=False)
 
     def as_dict(self) -> dict:
         out = {k: v for k, v in asdict(self).items() if k != "track"}
+        out["regions"] = [[round(a, 2), round(b, 2)] for a, b in self.regions]
         for k, v in out.items():
             if isinstance(v, float):
                 out[k] = round(v, 2) if math.isfinite(v) else None
@@ -281,6 +315,59 @@ def _frame_analysis(X: np.ndarray, freqs: np.ndarray, t_sec: np.ndarray, track: 
     return c_lead, f_back, ev, f_lead, lead_on
 
 
+class _RoomModel:
+    """Late reverberation of the lead and of the backing, per bin, from their past energy.
+
+    Each part's late reverberation in frame ``t`` is ``R(t) = Σ_{k ≥ K} g·a^k·D(t − k)``: its direct
+    sound ``D`` of ``K`` or more frames before, decaying by ``a`` per frame (``a = 10^(-6·hop / RT60)``)
+    and ``w = Σ g·a^k`` times its energy in all (the wet ratio). With ``D = Y − R`` (``Y`` the
+    part's observed energy) this is the linear recursion
+    ``R(t) = a·R(t−1) − w(1−a)·R(t−K) + w(1−a)·Y(t−K)``, run on the parts' first-pass shares of
+    the stem's energy and carried from block to block (so blocks give the whole-song result). The
+    mask then gives each part its reverberation and its share of what is left (the direct sound)::
+
+        backing = (max(Y − R_L − R_B, 0) · share + R_B · min(1, Y / (R_L + R_B))) / Y
+
+    Without a room (``room_rt60`` 0) the mask is ``share``.
+    """
+
+    def __init__(self, opts: SplitOptions, hop_s: float, bins: int, delay_frames: int = 3) -> None:
+        rt60 = opts.room_rt60 or 0.0
+        self.on = rt60 > 0 and opts.room_wet_db is not None and math.isfinite(opts.room_wet_db)
+        self.state = None
+        if not self.on:
+            return
+        a = 10.0 ** (-6.0 * hop_s / rt60)
+        w = 10.0 ** (opts.room_wet_db / 10.0)
+        K = delay_frames
+        self.b = np.zeros(K + 1)
+        self.b[K] = w * (1.0 - a)
+        self.a = np.zeros(K + 1)
+        self.a[0], self.a[1] = 1.0, -a
+        self.a[K] += w * (1.0 - a)
+        self.state = np.zeros((2, bins, K))
+
+    def mask(self, Y: np.ndarray, share: np.ndarray, advance: int) -> np.ndarray:
+        """Backing mask ``[bins, T]`` for frames with energy ``Y`` and direct-sound backing share
+        ``share``; the recursion's state moves on by the first ``advance`` frames (those the next
+        block does not analyse again)."""
+        if not self.on:
+            return share
+        from scipy.signal import lfilter
+
+        parts = np.stack([Y * (1.0 - share), Y * share])  # [2, bins, T]: lead, backing
+        head, tail = parts[..., :advance], parts[..., advance:]
+        r_head, new_state = lfilter(self.b, self.a, head, axis=-1, zi=self.state)
+        r_tail, _ = lfilter(self.b, self.a, tail, axis=-1, zi=new_state)
+        self.state = new_state
+        R = np.maximum(np.concatenate([r_head, r_tail], axis=-1), 0.0)
+        r_tot = R[0] + R[1]
+        direct = np.maximum(Y - r_tot, 0.0)
+        scale = np.minimum(1.0, Y / np.maximum(r_tot, 1e-30))
+        m = (direct * share + R[1] * scale) / np.maximum(Y, 1e-30)
+        return np.where(Y > 0, np.clip(m, 0.0, 1.0), 0.0)
+
+
 def lead_residual(
     vocals: "np.ndarray | DiskAudio",
     sample_rate: int,
@@ -300,12 +387,27 @@ def lead_residual(
     result = out if out is not None else new_like(audio)
     grid = FrameGrid(fft_size_for(sample_rate), n)
     freqs = grid.freqs(sample_rate)
+    room = _RoomModel(_with_room(opts, audio, sample_rate), grid.hop / sample_rate, len(freqs))
     for start, stop in blocks(n, block or SPLIT_BLOCK):
         t0, t1 = grid.frames_touching(start, stop)
         X = grid.analyse(audio, t0, t1)
         comb = _lead_comb(track, grid.times(t0, t1, sample_rate), freqs, grid.n_fft, sample_rate, opts)[0]
-        result[:, start:stop] = grid.overlap_add(X * (1.0 - comb)[None], t0, start, stop).astype(np.float32)
+        next_t0 = grid.frames_touching(stop, stop + 1)[0] if stop < n else t1
+        # the lead's harmonics and its late reverberation (at the notes it sang before) go
+        keep = room.mask(np.mean(np.abs(X) ** 2, axis=0), 1.0 - comb, next_t0 - t0)
+        result[:, start:stop] = grid.overlap_add(X * keep[None], t0, start, stop).astype(np.float32)
     return result
+
+
+def _with_room(opts: SplitOptions, audio, sample_rate: int) -> SplitOptions:
+    """``opts`` with the room's RT60 and wet level: as given, else :func:`singvc.room.pilot_room`
+    of ``audio`` (0 = no room when it finds none)."""
+    if opts.room_rt60 is not None:
+        return opts
+    from .room import pilot_room
+
+    est = pilot_room(audio, sample_rate)
+    return replace(opts, room_rt60=est.rt60 or 0.0, room_wet_db=est.wet_db)
 
 
 def track_backing(
@@ -335,6 +437,104 @@ def track_backing(
             near |= (np.abs(cents - octave) < 100.0 * opts.exclude_semitones) & np.asarray(v_then, bool)
     back.voiced = back.voiced & ~near
     return back
+
+
+def _merge(spans: list) -> list:
+    """Sorted ``(start, end)`` spans with the overlapping ones joined."""
+    out: list = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+@dataclass
+class BackingPresence:
+    """Where a backing part sings, decided from its pitch track (:func:`backing_presence`).
+
+    Attributes:
+        regions: ``(start, end)`` seconds where the stem is split; elsewhere it stays whole.
+        anchor_seconds: seconds of the backing track that the lead does not explain.
+        voiced_seconds: seconds the backing track is voiced at all.
+        decision: a sentence for the report (what was found, or why nothing was).
+    """
+
+    regions: list
+    anchor_seconds: float
+    voiced_seconds: float
+    decision: str
+
+    def gate(self, times: np.ndarray) -> np.ndarray:
+        """True at ``times`` (s) inside a region."""
+        g = np.zeros(len(times), dtype=bool)
+        for a, b in self.regions:
+            g |= (times >= a) & (times <= b)
+        return g
+
+
+def backing_presence(track: PitchTrack, backing_track: PitchTrack, options: SplitOptions | None = None
+                     ) -> BackingPresence:
+    """Decide where ``backing_track`` (:func:`track_backing`) is another voice and not the lead.
+
+    A frame of the backing track is *explained by the lead* when its pitch is within
+    ``presence_cents`` of a pitch the lead (``track``) sang at that moment or in the
+    ``presence_history_seconds`` before (the lead's reverberation rings at its past notes and
+    crepe finds them in the residual). Runs of at least ``presence_min_run`` seconds of voiced,
+    unexplained frames are *anchors*: another voice, singing notes the lead has not just sung.
+    The backing track's voiced frames, joined over gaps of up to ``presence_gap_seconds``, form
+    stretches; the stem is split over each stretch holding an anchor (widened by
+    ``presence_margin_seconds``) and left whole elsewhere; with no anchor at all, nowhere ("no backing found").
+    """
+    opts = options or SplitOptions()
+    t = np.asarray(backing_track.times, dtype=np.float64)
+    voiced = np.asarray(backing_track.voiced, dtype=bool).copy()
+    hop = float(backing_track.hop)
+    voiced_s = float(np.sum(voiced)) * hop
+    explained = np.zeros(len(t), dtype=bool)
+    log_b = np.log2(np.maximum(backing_track.f0, 1e-6))
+    step = 0.02
+    for lag in np.arange(0.0, opts.presence_history_seconds + 1e-9, step):
+        f_then, v_then = track.f0_at(t - lag)
+        cents = 1200.0 * np.abs(log_b - np.log2(np.maximum(f_then, 1e-6)))
+        explained |= (cents < opts.presence_cents) & np.asarray(v_then, bool) & voiced
+    free = voiced & ~explained
+    anchors = []
+    i = 0
+    while i < len(free):
+        if free[i]:
+            j = i
+            while j < len(free) and free[j]:
+                j += 1
+            if (j - i) * hop >= opts.presence_min_run - 1e-9:
+                anchors.append((t[i], t[j - 1]))
+            i = j
+        else:
+            i += 1
+    anchor_s = float(sum(b - a + hop for a, b in anchors))
+    # the backing track's voiced stretches, joined over gaps of up to presence_gap_seconds
+    spans: list = []
+    for idx in np.flatnonzero(voiced):
+        if spans and t[idx] - spans[-1][1] <= opts.presence_gap_seconds:
+            spans[-1][1] = t[idx]
+        else:
+            spans.append([t[idx], t[idx]])
+    margin = opts.presence_margin_seconds
+    regions = _merge([(a - margin, b + margin) for a, b in spans if any(a <= x <= b for x, _ in anchors)])
+    if regions:
+        covered = sum(b - a for a, b in regions)
+        decision = (f"backing found: {len(anchors)} run(s) of the second voice ({anchor_s:.2f} s) away from the "
+                    f"lead's pitches; split in {len(regions)} region(s), {covered:.1f} s")
+    elif voiced_s > 0:
+        decision = (f"no backing found: the second voice's track ({voiced_s:.2f} s voiced) has no run of "
+                    f"{opts.presence_min_run:g} s or more away from what the lead sang in the last "
+                    f"{opts.presence_history_seconds:g} s (it is the lead's reverberation or a slip); the stem is "
+                    "left whole")
+    else:
+        decision = "no backing found: no second voice in the stem; the stem is left whole"
+    return BackingPresence(regions=[(float(a), float(b)) for a, b in regions], anchor_seconds=anchor_s,
+                           voiced_seconds=voiced_s, decision=decision)
 
 
 def split_lead(
@@ -380,6 +580,11 @@ def split_lead(
     for name, buf in (("lead_out", lead), ("backing_out", backing)):
         if tuple(buf.shape) != (channels, n):
             raise UserInputError(f"{name} must have shape {(channels, n)} (got {tuple(buf.shape)})")
+    presence = None
+    if backing_track is not None:
+        presence = backing_presence(track, backing_track, opts)
+        backing_track = replace(backing_track, voiced=np.asarray(backing_track.voiced, bool)
+                                & presence.gate(np.asarray(backing_track.times)))
     grid = FrameGrid(fft_size_for(sample_rate), n)
     freqs = grid.freqs(sample_rate)
     sigma0 = SIGMA_BINS * sample_rate / grid.n_fft
@@ -395,6 +600,15 @@ def split_lead(
     pitches: list[np.ndarray] = []
     tr_f0: list[np.ndarray] = []
     tr_ev: list[np.ndarray] = []
+    room_opts = opts
+    if presence is None or presence.regions:  # nothing to split: no need for the room
+        room_opts = _with_room(opts, audio, sample_rate)
+    room = _RoomModel(room_opts, grid.hop / sample_rate, len(freqs))
+    if presence is not None and room.on:
+        # a region's backing rings on after it: keep its tail (down 30 dB) with it
+        tail = 0.5 * float(room_opts.room_rt60)
+        presence.regions = _merge([(a, b + tail) for a, b in presence.regions])
+        presence.decision += f"; each widened by {tail:.2f} s at its end for the room's tail"
     for start, stop in blocks(n, block or SPLIT_BLOCK):
         t0, t1 = grid.frames_touching(start, stop)
         X = grid.analyse(audio, t0 - ctx, t1 + ctx)  # [ch, bins, T + 2 ctx]
@@ -408,7 +622,7 @@ def split_lead(
         c_lead = c_lead[:, ctx:c_lead.shape[1] - ctx]
         f_l, l_on = f_lead[ctx:len(f_lead) - ctx], lead_on[ctx:len(lead_on) - ctx]
         on = ev > 0
-        back_frames = np.zeros_like(X)
+        share = np.zeros(X.shape[1:])  # the backing's share of each bin's direct sound
         if np.any(on):
             c_back = harmonic_comb(freqs, f_b[on], np.ones(int(on.sum()), bool), sigma0, opts.max_harmonic_hz)
             w_b = ev[on][None, :] * c_back
@@ -425,8 +639,12 @@ def split_lead(
                 a = opts.stereo_weight * apart
                 w_b = w_b * (g_b + 0.05) ** a
                 w_l = w_l * (g_l + 0.05) ** a
-            mask_b = w_b / (w_b + w_l + opts.floor)
-            back_frames[:, :, on] = X[:, :, on] * mask_b[None]
+            share[:, on] = w_b / (w_b + w_l + opts.floor)
+        next_t0 = grid.frames_touching(stop, stop + 1)[0] if stop < n else t1
+        mask_b = room.mask(np.mean(np.abs(X) ** 2, axis=0), share, next_t0 - t0)
+        if presence is not None:  # the stem stays whole outside the backing's regions
+            mask_b = mask_b * presence.gate(grid.times(t0, t1, sample_rate))[None, :]
+        back_frames = X * mask_b[None]
         part = grid.overlap_add(back_frames, t0, start, stop).astype(np.float32)
         stem = audio[:, start:stop]
         backing[:, start:stop] = part
@@ -466,6 +684,10 @@ def split_lead(
         interval_semitones=float(np.median(np.concatenate(intervals))) if intervals else None,
         backing_pitch_hz=float(np.median(np.concatenate(pitches))) if pitches else None,
         track=back_track,
+        decision=(presence.decision if presence is not None else
+                  ("backing found by harmonic summation (no backing track given)" if e_back > 0 else
+                   "no backing found by harmonic summation (no backing track given)")),
+        regions=presence.regions if presence is not None else [],
     )
     return lead, backing, report
 

@@ -15,13 +15,21 @@ prediction would be singular. Songs are processed in blocks of ``block_seconds``
 over :data:`CROSSFADE_SECONDS`; WPE takes :data:`WPE_BINS` frequency bins at a time, so memory
 is bounded.
 
+**Filter length**: by default (``taps=None``) it follows the room: :func:`pilot_room` runs WPE
+with 10 taps on every 4th bin of 300 Hz - 4 kHz of the first 20 s (about 1 s per song) and
+:func:`taps_for` maps its RT60 to 10-40 taps (40 · RT60). Measured on the benchmark's wet lead
+(docs/backing-benchmark.md): at RT60 2 s, 10 taps gain +2.5 dB SI-SDR, 30 taps +3.8, 40 +4.1; at 1 s,
+10 taps +4.7, 30 taps +6.6; at 0.5 s, 10 and 30 taps alike (+3.6, +3.7). The pilot's RT60 is also
+what :mod:`singvc.backing` models the reverberation with.
+
 **Estimate** (:class:`RoomEstimate`): the removed part's frame energy is modelled as the dry
 part's frame energy fed through an exponential decay starting ``delay`` frames later,
 ``E_removed(t) = g · Σ_{k ≥ delay} E_dry(t - k) · 10^(-6 k hop / RT60)``; RT60 and g are
 fitted (log-energy least squares over a grid of RT60). The wet level is the removed energy
-against the dry energy (dB). Measured (docs/backing-benchmark.md): the wet level comes out
-right, the decay short (0.59 s for a 1 s room, 0.7-0.8 s for 2 s): WPE leaves part of the tail
-in the dry estimate, and the fit then credits the decay to the excitation.
+against the dry energy (dB). With 10 taps the decay came out short (0.59 s for a 1 s room,
+0.7-0.8 s for 2 s): a short filter removes only the start of the tail, and the fit then credits
+the decay to the excitation; with the taps following the room it comes closer (see
+docs/backing-benchmark.md).
 
 **Room back** (:func:`add_room`): a synthetic late-reverb impulse response, exponentially
 decaying Gaussian noise (independent per channel, so stereo is wide) starting at the pre-delay,
@@ -42,7 +50,7 @@ from .spectral import FrameGrid, fft_size_for
 
 #: RT60 values (s) searched by the room estimate
 RT60_GRID = np.exp(np.linspace(math.log(0.1), math.log(4.0), 80))
-#: frequency bins given to WPE at once
+#: frequency bins given to WPE at once (with 10 taps; fewer with more)
 WPE_BINS = 256
 #: blocks are cross-faded over this long (s), inside their context
 CROSSFADE_SECONDS = 0.5
@@ -60,12 +68,14 @@ class RoomEstimate:
         wet_db: removed energy against the dereverberated energy (dB; ``-inf`` when none).
         predelay: where the removed part starts after the direct sound (s).
         fit_db: RMS error of the decay fit (dB per frame); large means the model fits poorly.
+        taps: the WPE filter length used (frames).
     """
 
     rt60: float | None
     wet_db: float
     predelay: float
     fit_db: float | None = None
+    taps: int | None = None
 
     def as_dict(self) -> dict:
         return {k: (round(v, 3) if isinstance(v, float) and math.isfinite(v) else (None if isinstance(v, float) else v))
@@ -90,9 +100,10 @@ def _wpe(Y: np.ndarray, taps: int, delay: int, iterations: int) -> np.ndarray:
     with threadpool_limits(1):
         # bins are independent: a few at a time keeps the stacked past frames (bins x channels*taps
         # x frames, complex) near 100 MB; nara_wpe wants (..., D, T), bins first
-        for a in range(0, Y.shape[1], WPE_BINS):
-            part = np.ascontiguousarray(Y[:, a:a + WPE_BINS].transpose(1, 0, 2))
-            X[:, a:a + WPE_BINS] = wpe_v7(part, taps=taps, delay=delay, iterations=iterations,
+        step = max(16, WPE_BINS * 10 // max(taps, 10))  # the stack grows with the taps
+        for a in range(0, Y.shape[1], step):
+            part = np.ascontiguousarray(Y[:, a:a + step].transpose(1, 0, 2))
+            X[:, a:a + step] = wpe_v7(part, taps=taps, delay=delay, iterations=iterations,
                                           statistics_mode="full").transpose(1, 0, 2)
     return X
 
@@ -100,7 +111,7 @@ def _wpe(Y: np.ndarray, taps: int, delay: int, iterations: int) -> np.ndarray:
 def dereverb(
     audio: "np.ndarray | DiskAudio",
     sample_rate: int,
-    taps: int = 10,
+    taps: int | None = None,
     delay: int = 2,
     iterations: int = 3,
     window_seconds: float = 0.093,
@@ -113,7 +124,9 @@ def dereverb(
 
     Args:
         audio: float32 ``[channels, samples]`` (array or DiskAudio) at ``sample_rate`` Hz.
-        taps: prediction filter length in STFT frames (hop = 1/4 of the window).
+        taps: prediction filter length in STFT frames (hop = 1/4 of the window); ``None``
+            (default) follows the room: :func:`pilot_rt60` on a few bins of the first
+            ``block_seconds``, then :func:`taps_for` (10 for a short room up to 40 for RT60 2 s).
         delay: frames kept before the prediction starts (the direct sound and early reflections;
             2 hops = half a window: a frame is never predicted from one sharing most of its samples,
             which took sustained notes away as if they were reverberation).
@@ -130,6 +143,8 @@ def dereverb(
     """
     audio = as_audio(audio, "audio")
     check_finite(audio, "audio")
+    if taps is None:
+        taps = taps_for(pilot_rt60(audio, sample_rate, delay, iterations, window_seconds, block_seconds))
     if not 1 <= int(taps) <= 64 or not 1 <= int(delay) <= 16 or not 1 <= int(iterations) <= 10:
         raise UserInputError(f"taps 1-64, delay 1-16, iterations 1-10 (got {taps}, {delay}, {iterations})")
     if block_seconds < 2.0 or context_seconds < 0.0:
@@ -171,7 +186,57 @@ def dereverb(
     e_dry = np.concatenate(e_dry_parts) if e_dry_parts else np.zeros(0)
     e_rem = np.concatenate(e_rem_parts) if e_rem_parts else np.zeros(0)
     estimate = estimate_room(e_dry, e_rem, grid.hop / sample_rate, int(delay))
+    estimate.taps = int(taps)
     return dry, estimate
+
+
+#: the pilot's bins: every PILOT_STEP-th bin within PILOT_BAND_HZ
+PILOT_BAND_HZ = (300.0, 4000.0)
+PILOT_STEP = 4
+#: taps of the pilot WPE
+PILOT_TAPS = 10
+
+
+def pilot_rt60(audio, sample_rate: int, delay: int = 2, iterations: int = 3, window_seconds: float = 0.093,
+               seconds: float = 20.0) -> float | None:
+    """:func:`pilot_room`'s RT60 (s): what :func:`dereverb` chooses its filter length by."""
+    return pilot_room(audio, sample_rate, delay, iterations, window_seconds, seconds).rt60
+
+
+def pilot_room(audio, sample_rate: int, delay: int = 2, iterations: int = 3, window_seconds: float = 0.093,
+               seconds: float = 20.0) -> RoomEstimate:
+    """A quick :class:`RoomEstimate` of ``audio`` (about 1 s per 20 s of audio): WPE with :data:`PILOT_TAPS` taps
+    on every :data:`PILOT_STEP`-th bin of :data:`PILOT_BAND_HZ` over the first ``seconds``, and
+    :func:`estimate_room` on what it removes. Short of the truth (10 taps do not reach a long tail:
+    about 0.5 / 0.7 / 1.0 s for rooms of 0.5 / 1 / 2 s in docs/backing-benchmark.md) but monotone
+    in it; ``rt60`` ``None`` when too little was removed to tell (no room)."""
+    audio = as_audio(audio, "audio")
+    channels, n = audio.shape
+    m = min(n, int(seconds * sample_rate))
+    grid = FrameGrid(fft_size_for(sample_rate, window_seconds), m)
+    freqs = grid.freqs(sample_rate)
+    sel = np.flatnonzero((freqs >= PILOT_BAND_HZ[0]) & (freqs <= PILOT_BAND_HZ[1]))[::PILOT_STEP]
+    t0, t1 = grid.frames_touching(0, m)
+    Y = grid.analyse(audio[:, :m] if not isinstance(audio, np.ndarray) else audio[:, :m], t0, t1)[:, sel]
+    mid = Y.mean(axis=0, keepdims=True)
+    if channels > 1 and float(np.sum(np.abs(Y - mid) ** 2)) <= 1e-6 * float(np.sum(np.abs(mid) ** 2)):
+        Y = mid
+    X = _wpe(Y, PILOT_TAPS, int(delay), int(iterations))
+    e_dry = np.sum(np.abs(X) ** 2, axis=(0, 1))
+    e_rem = np.sum(np.abs(Y - X) ** 2, axis=(0, 1))
+    estimate = estimate_room(e_dry, e_rem, grid.hop / sample_rate, int(delay))
+    estimate.taps = PILOT_TAPS
+    return estimate
+
+
+def taps_for(rt60: float | None) -> int:
+    """WPE filter length (frames of a 93 ms window, hop 23 ms) for a pilot RT60 (:func:`pilot_rt60`):
+    ``40 · rt60`` within 10-40 (10 when no room was found). Measured on the benchmark's rooms
+    (docs/backing-benchmark.md): longer filters help most where the tail is long (at RT60 2 s,
+    +2.5 dB with 10 taps, +3.8 with 30, +4.1 with 40 on the wet lead)."""
+    if rt60 is None:
+        return 10
+    return int(np.clip(round(40.0 * rt60), 10, 40))
 
 
 def estimate_room(e_dry: np.ndarray, e_removed: np.ndarray, hop: float, delay: int) -> RoomEstimate:

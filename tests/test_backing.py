@@ -9,10 +9,12 @@ from scipy.signal import fftconvolve
 
 from conftest import harmonic_tone, vibrato_f0
 from singvc.audio import DiskAudio
-from singvc.backing import SplitOptions, describe_split, lead_residual, split_lead, track_backing
+from singvc.backing import (SplitOptions, backing_presence, describe_split, lead_residual, split_lead,
+                            track_backing)
 from singvc.errors import InvalidAudioError, UserInputError
 from singvc.pitch import PitchTrack
-from singvc.room import (add_room, convolve_stream, dereverb, estimate_room, room_impulse, schroeder_rt60)
+from singvc.room import (add_room, convolve_stream, dereverb, estimate_room, pilot_rt60, room_impulse, schroeder_rt60,
+                         taps_for)
 
 RATE = 22050
 SECONDS = 3.0
@@ -114,10 +116,65 @@ def test_given_backing_track_is_used(mixture):
     bt = track_of(f_back, voiced=lambda t: (t >= 0.8) & (t < 2.4))
     lead_e, back_e, report = split_lead(stem, RATE, track, backing_track=bt)
     assert si_sdr(lead_e, lead) > si_sdr(stem, lead) + 8.0
+    # the harmony is found where it sings, and the stem is left whole outside that region
+    assert report.decision.startswith("backing found") and len(report.regions) == 1
+    a, b = report.regions[0]
+    assert 0.4 < a < 0.8 and 2.4 < b
+    outside = np.r_[0:int((a - 0.05) * RATE), int((b + 0.05) * RATE):stem.shape[1]]
+    assert len(outside) > 0.4 * RATE and not np.any(back_e[:, outside])
+    np.testing.assert_array_equal(lead_e[:, outside], stem[:, outside])
     # a backing track voiced nowhere: nothing is split
     none = PitchTrack(times=bt.times, f0=bt.f0, periodicity=bt.periodicity * 0, voiced=np.zeros(len(bt), bool),
                       hop=bt.hop)
     assert not np.any(split_lead(stem, RATE, track, backing_track=none)[1])
+
+
+def test_a_second_track_on_the_leads_past_notes_is_no_backing():
+    """The lead's reverberation rings at the notes it sang before, and crepe finds them in the
+    residual: a backing track that only follows the lead's pitch of 0.3 s earlier is no backing.
+    The stem comes back whole, and the report says why."""
+    notes = np.repeat([220.0, 262.0, 294.0, 330.0, 262.0, 247.0], int(0.5 * RATE))
+    notes = notes[: int(SECONDS * RATE)]
+    lead = harmonic_tone(notes, SECONDS, RATE, n_harmonics=20, level=0.3)
+    h = room_impulse(RATE, 1.0, -6.0, channels=2, predelay=0.0, seed=1)
+    h[:, 0] += 1.0
+    stem = np.stack([fftconvolve(lead, h[c])[: len(lead)] for c in range(2)]).astype(np.float32)
+    track = track_of(notes)
+    echo = track_of(np.concatenate([np.full(int(0.3 * RATE), 220.0), notes[: len(notes) - int(0.3 * RATE)]]))
+    lead_e, back_e, report = split_lead(stem, RATE, track, backing_track=echo)
+    assert not report.split and report.regions == []
+    assert report.decision.startswith("no backing found")
+    np.testing.assert_array_equal(lead_e, stem)
+    assert not np.any(back_e)
+    assert "no backing found" in describe_split(report, stem, back_e, RATE)["decision"]
+    # without the look at the lead's past notes the same track carves the lead
+    blind = SplitOptions(presence_history_seconds=0.0)
+    assert backing_presence(track, echo, blind).regions
+    assert np.any(split_lead(stem, RATE, track, options=blind, backing_track=echo)[1])
+
+
+def test_room_model_is_blockwise_exact_and_keeps_the_tails_with_their_voice(mixture):
+    lead, back, track = mixture
+    h = room_impulse(RATE, 1.0, -6.0, channels=2, predelay=0.0, seed=2)
+    h[:, 0] += 1.0
+    wet = lambda x: np.stack([fftconvolve(x[c], h[c])[: x.shape[1]] for c in range(2)]).astype(np.float32)
+    lead_t, back_t = wet(lead), wet(back)
+    stem = lead_t + back_t
+    f_back = vibrato_f0(220.0 * 2 ** (4 / 12), 5.0, 30.0, SECONDS, RATE)
+    bt = track_of(f_back, voiced=lambda t: (t >= 0.8) & (t < 2.4))
+    room = SplitOptions(room_rt60=1.0, room_wet_db=-6.0)
+    whole_l, whole_b, _ = split_lead(stem, RATE, track, options=room, backing_track=bt)
+    part_l, part_b, _ = split_lead(stem, RATE, track, options=room, backing_track=bt, block=7001)
+    np.testing.assert_allclose(part_b, whole_b, atol=1e-7)
+    np.testing.assert_allclose(part_l, whole_l, atol=1e-7)
+    np.testing.assert_allclose(lead_residual(stem, RATE, track, room, block=7001),
+                               lead_residual(stem, RATE, track, room), atol=1e-7)
+    # the backing's tail after it stops (2.4 s on) goes with the backing, not the lead
+    dry_l, dry_b, _ = split_lead(stem, RATE, track, options=SplitOptions(room_rt60=0.0), backing_track=bt)
+    tail = slice(int(2.45 * RATE), int(2.9 * RATE))
+    assert not np.any(dry_b[:, tail])  # the dry model has no backing once its track stops
+    assert si_sdr(whole_b[:, tail], back_t[:, tail]) > 0.0
+    assert si_sdr(whole_l, lead_t) > si_sdr(dry_l, lead_t)
 
 
 def test_track_backing_follows_the_harmony(mixture, tiny_crepe):
@@ -187,6 +244,22 @@ def test_dereverb_improves_a_reverberant_melody():
     out_dry, est_dry = dereverb(dry, rate)
     assert si_sdr(out_dry, dry) > 25.0
     assert est_dry.rt60 is None
+
+
+def test_dereverb_taps_follow_the_room():
+    rate = 16000
+    dry_m = melody(8.0, rate)
+    rts = []
+    for rt in (0.5, 2.0):
+        h = room_impulse(rate, rt, -6.0, channels=1, predelay=0.0, seed=6)
+        h[:, 0] += 1.0
+        wet = fftconvolve(dry_m, h[0])[: len(dry_m)].astype(np.float32)[None].repeat(2, 0)
+        rts.append(pilot_rt60(wet, rate))
+    assert rts[0] is not None and rts[1] is not None and rts[1] > 1.5 * rts[0]
+    assert taps_for(rts[1]) > taps_for(rts[0]) and taps_for(None) == 10 and taps_for(5.0) == 40
+    _, est = dereverb(wet, rate)  # the 2 s room
+    assert est.taps == taps_for(rts[1]) and est.as_dict()["taps"] == est.taps
+    assert pilot_rt60(np.stack([dry_m, dry_m]), rate) is None
 
 
 def test_dereverb_blocks_are_bounded_and_close_to_whole():
