@@ -213,7 +213,9 @@ def rejoin_backing(engine: Engine, split: BackingSplit, converted, plan: RangePl
 def backing_report(mode: str, split: BackingSplit | None, room: RoomEstimate | None, lead_lufs: float | None,
                    match: LoudnessMatch | None, converted_backing: dict) -> dict:
     """``report["backing"]``: the mode, what the split found (:func:`singvc.backing.describe_split`),
-    the loudness the converted lead was matched to, the converted backing and the room estimate."""
+    the loudness the converted lead was matched to, the converted backing and the room estimate.
+    (A split that found no backing is not passed: the stem went on whole; its description is added
+    by the caller.)"""
     out: dict = {"mode": mode}
     if split is not None:
         out.update(split.described)
@@ -385,10 +387,12 @@ class Singvc(Engine):
 
         with timer.stage("pitch"):
             track, cache_hits["pitch"] = self.track(vocals, sample_rate)
-        split = None
+        split = unsplit = None
         if s.backing != "off":
             with timer.stage("split"):
                 split = separate_backing(self, vocals, sample_rate, track, scratch)
+            if not split.report.split:  # no backing found: the stem goes on whole, as without a split
+                split, unsplit = None, split
         with timer.stage("plan"):
             plan = plan_shift(track, target.register, s, warnings)
         with timer.stage("convert"):
@@ -408,9 +412,11 @@ class Singvc(Engine):
                 extra_stems = {"vocals_lead.wav": split.lead, "vocals_backing.wav": split.backing}
         report = cover_report(self, song, sample_rate, source, plan, target.voice, vocals, instrumental,
                               original_lufs, match, mix_info, cache_hits, track, timer, warnings)
-        if split is not None or room is not None:
+        if split is not None or unsplit is not None or room is not None:
             report["backing"] = backing_report(s.backing, split, room, lead_lufs if split else None, match,
                                                converted_backing if split else {})
+            if unsplit is not None:
+                report["backing"].update(unsplit.described)
             if split is not None:  # the converted lead was matched to the original lead, not the stem
                 report["loudness"]["vocal_note"] = "; ".join(
                     n for n in ("converted lead matched to the original lead (report: backing.lead_lufs)",
