@@ -23,11 +23,12 @@ where the error is largest and measures, on every scored frame:
 
 Crepe tracks come from ``bench_pitch.py``'s cache (``--cache``, filled by a run of it; crepe is
 run otherwise). Prints the worst frames as markdown and a summary; ``--out`` writes the summary as
-JSON.
+JSON, ``--md`` the worst frames as markdown.
 
 Usage::
 
-    python benchmarks/pitch_truth_check.py --cache DIR [--config full-stride2] [--worst 12] [--out FILE]
+    python benchmarks/pitch_truth_check.py --cache DIR [--config full-stride2] [--worst 12]
+        [--out docs/pitch-truth-check.json] [--md docs/pitch-truth-check.md]
 """
 from __future__ import annotations
 
@@ -115,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     ap_.add_argument("--config", default="full-stride2", help="a bench_pitch configuration name")
     ap_.add_argument("--worst", type=int, default=12, help="worst frames listed per case")
     ap_.add_argument("--out", type=Path, help="write the summary as JSON here")
+    ap_.add_argument("--md", type=Path, help="write the worst frames as markdown here")
     args = ap_.parse_args(argv)
     from scipy.ndimage import gaussian_filter1d
 
@@ -128,6 +130,16 @@ def main(argv: list[str] | None = None) -> int:
         tracked[case.name] = (crepe, refined)
     summary = {}
     pool: dict = {}
+    head = ["# Whose error: the tracker's or the truth's (issue 17)", "",
+            f"Produced by `python benchmarks/pitch_truth_check.py` (configuration `{args.config}`); the summary "
+            "figures are in the JSON beside it and in docs/pitch-benchmark.md (notes). Per case, the "
+            f"{args.worst} scored frames with the largest refined error. Columns, in cents unless said: crepe and "
+            "refined error against the truth; what the refinement did (refined, or kept crepe's value and why); "
+            "the error of StoneMask started from the truth itself (no guard, no smoothing); the spread (sd) of the "
+            "harmonics' peak_k / k in a 40 ms window; the harmonics' offset the envelope's minimum-phase motion "
+            "predicts from the synthesis parameters; distance to the truth's nearest voicing edge; the "
+            "synthesis's periodic share (worst within ±20 ms); whether the clean-frame rule keeps the frame.", ""]
+    md: list[str] = []
     for case in cases:
         crepe, refined = tracked[case.name]
         times = crepe.times
@@ -158,23 +170,24 @@ def main(argv: list[str] | None = None) -> int:
         wi = np.clip(np.round(times / 0.005).astype(int), 0, len(env) - 1)
         env_f = np.array([np.nanmean(env[max(0, j - 2):j + 3]) if np.isfinite(env[max(0, j - 2):j + 3]).any()
                           else np.nan for j in wi])
-        per = case.periodic[wi]
+        per = case.periodic_worst(times)
         on = case.truth_f0 > 0
         change = case.truth_t[np.flatnonzero(np.diff(on.astype(np.int8)))]
         edge_ms = np.array([1000 * np.min(np.abs(change - t)) if len(change) else np.inf for t in times])
         x = case.audio[0].astype(np.float64)
         idx = np.flatnonzero(both)
         worst = idx[np.argsort(-np.abs(er[idx]))][:args.worst]
-        print(f"\n### {case.name} ({args.config}): the {len(worst)} frames with the largest refined error\n")
-        print("| time (s) | truth (Hz) | crepe | refined | refinement | StoneMask from truth | harmonic spread | "
-              "envelope phase | edge (ms) | periodic share | clean |")
-        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        md += [f"### {case.name}", "",
+               "| time (s) | truth (Hz) | crepe | refined | refinement | StoneMask from truth | harmonic spread | "
+               "envelope phase | edge (ms) | periodic share | clean |",
+               "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for i in sorted(worst):
             why = ("kept crepe: " + ("no harmonics" if raw[i] == 0 else "> 100 c" if too_far[i] else "jump" if jump[i] else "?")
                    if unrefined[i] else "refined")
-            print(f"| {times[i]:.2f} | {truth[i]:.1f} | {ec[i]:+.1f} | {er[i]:+.1f} | {why} | {eo[i]:+.1f} | "
+            md.append(f"| {times[i]:.2f} | {truth[i]:.1f} | {ec[i]:+.1f} | {er[i]:+.1f} | {why} | {eo[i]:+.1f} | "
                   f"{harmonic_spread(x, case.sample_rate, times[i], truth[i]):.1f} | {env_f[i]:+.1f} | {edge_ms[i]:.0f} | "
                   f"{per[i]:.2f} | {'yes' if clean[i] else 'no'} |")
+        md.append("")
         big = both & (np.abs(er) > 15)
         sub = idx[::4]
         spread_all = np.array([harmonic_spread(x, case.sample_rate, times[i], truth[i]) for i in sub])
@@ -218,16 +231,18 @@ def main(argv: list[str] | None = None) -> int:
         summary[case.name] = s
         pool.setdefault(case.group, []).append((ec[both & clean], er[both & clean], eo[both & clean],
                                                 ec[steady], er[steady], eo[steady], sorted_big))
-        print("\n" + json.dumps(s, indent=1))
     for group, parts in pool.items():
         cat = [np.concatenate([p[i] for p in parts]) for i in range(6)]
         summary[group + " (pooled)"] = {
             "clean": {"crepe": stats(cat[0]), "refined": stats(cat[1]), "oracle": stats(cat[2])},
             "envelope_steady_5c": {"crepe": stats(cat[3]), "refined": stats(cat[4]), "oracle": stats(cat[5])},
             "sorted": {k: sum(p[6][k] for p in parts) for k in parts[0][6]}}
-        print(f"\n{group} (pooled): " + json.dumps(summary[group + " (pooled)"]))
+    print("\n".join(md))
+    print(json.dumps(summary, indent=1))
     if args.out:
         args.out.write_text(json.dumps({"config": args.config, "cases": summary}, indent=1) + "\n")
+    if args.md:
+        args.md.write_text("\n".join(head + md) + "\n")
     return 0
 
 
