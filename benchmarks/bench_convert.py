@@ -12,7 +12,12 @@ figures to ``docs/convert-benchmark.json``.
 Usage::
 
     python benchmarks/bench_convert.py [--data ../shared/data] [--pitch-model tiny|full]
-        [--vocals NAME ...] [--voices NAME ...] [--methods dsp pitch praat]
+        [--vocals NAME ...] [--voices NAME ...] [--methods dsp pitch praat] [--pitch-refine on|off|both]
+
+``--pitch-refine`` (default ``on``, as ``track_pitch``) sets the pitch refinement of every track
+(source, reference and output; ``refine`` of :func:`singvc.pitch.track_pitch`). ``both`` runs each
+pair twice in the same run, crepe alone (``[refine off]``) then refined (``[refine on]``), so the
+two come from the same machine state; rows carry ``pitch_refine``.
 """
 from __future__ import annotations
 
@@ -114,6 +119,9 @@ def main() -> None:
                     help="dsp, pitch, praat; converter options as dsp:key=value;key=value (e.g. dsp:warp_method='mean')")
     ap.add_argument("--plan-mode", default="key-lock", choices=("key-lock", "free"))
     ap.add_argument("--out", default=str(ROOT / "docs" / "convert-benchmark.md"))
+    ap.add_argument("--pitch-refine", default="on", choices=("on", "off", "both"),
+                    help="refine every pitch track (source, reference, output) by the harmonics' instantaneous "
+                         "frequency (track_pitch's refine); both: each pair with it off then on, in one run")
     args = ap.parse_args()
     import torch
 
@@ -128,21 +136,27 @@ def main() -> None:
         except ImportError:
             print("praat-parselmouth not installed: skipping the Praat baseline", file=sys.stderr)
             methods.remove("praat")
+    refines = {"on": [True], "off": [False], "both": [False, True]}[args.pitch_refine]
+
+    def label(method: str, refine: bool) -> str:
+        return method if len(refines) == 1 else f"{method} [refine {'on' if refine else 'off'}]"
+
     model = load_pitch_model(args.pitch_model)
     encoder = ev.load_encoder()
     rows = []
     for vpath in vocals:
         audio, rate = load_audio(vpath)
-        track = track_pitch(audio, rate, model)
         src_mos = dnsmos(audio, rate)
+        tracks = {refine: track_pitch(audio, rate, model, refine=refine) for refine in refines}
         for cpath in voices:
             clip, crate = load_audio(cpath)
             k = int(0.6 * clip.shape[-1])
             ref, held = clip[:, :k], clip[:, k:]
-            ref_track = track_pitch(ref, crate, model)
-            profile = analyse_voice([(ref, crate)], [ref_track], cpath.stem)
-            plan = plan_transposition(track, profile.to_register(), mode=args.plan_mode)
-            for method in methods:
+            ref_tracks = {refine: track_pitch(ref, crate, model, refine=refine) for refine in refines}
+            for refine, method in ((r, m) for r in refines for m in methods):
+                track, ref_track = tracks[refine], ref_tracks[refine]
+                profile = analyse_voice([(ref, crate)], [ref_track], cpath.stem)
+                plan = plan_transposition(track, profile.to_register(), mode=args.plan_mode)
                 t0 = time.perf_counter()
                 info = {}
                 if method == "praat":
@@ -154,18 +168,19 @@ def main() -> None:
                     if base == "dsp":
                         info = {"warp": round(conv.last_map.ratio, 3)}
                 seconds = time.perf_counter() - t0
-                out_track = track_pitch(out, rate, model)
+                out_track = track_pitch(out, rate, model, refine=refine)
                 r = ev.evaluate(encoder, audio, out, rate, ref, crate, track, out_track, plan.semitones,
                                 heldout=held, heldout_rate=crate)
                 mos = dnsmos(out, rate)
-                row = {"vocal": vpath.stem, "voice": cpath.stem, "method": method, "semitones": plan.semitones,
+                row = {"vocal": vpath.stem, "voice": cpath.stem, "method": label(method, refine),
+                       "pitch_refine": refine, "semitones": plan.semitones,
                        "rtf": seconds / (audio.shape[-1] / rate), "dnsmos": mos, "dnsmos_source": src_mos,
                        **info, **r}
                 rows.append(row)
-                print(f"{vpath.stem:20s} {cpath.stem:30s} {method:6s} toward={r['toward']:+.3f} "
+                print(f"{vpath.stem:20s} {cpath.stem:30s} {label(method, refine):6s} toward={r['toward']:+.3f} "
                       f"cents={r['pitch']['median_cents']} kept={r['voicing']['voiced_kept']} "
                       f"vib={r['vibrato']['extent_ratio']} rtf={row['rtf']:.2f} mos={mos}", flush=True)
-    write_report(rows, methods, args, Path(args.out))
+    write_report(rows, [label(m, r) for m in methods for r in refines], args, Path(args.out))
 
 
 def _fmt(v, spec=".2f"):
