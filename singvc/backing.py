@@ -73,6 +73,9 @@ from .loudness import integrated_loudness
 from .pitch import PitchTrack, track_pitch
 from .spectral import FrameGrid, fft_size_for
 
+#: the version of the split (part of its cache key: bump it when the split's output changes)
+SPLIT_VERSION = 2
+
 #: smoothed evidence under this is taken as none (so faint doubt never touches the lead)
 EVIDENCE_DEAD_ZONE = 0.1
 #: samples per block (about 6 s at 44.1 kHz): the masks' float64 temporaries stay near 150 MB

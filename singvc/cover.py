@@ -141,14 +141,15 @@ class BackingSplit:
     backing: np.ndarray
     report: SplitReport
     described: dict
+    cache_hit: bool = False
 
 
 def separate_backing(engine: Engine, vocals, sample_rate: int, track: PitchTrack,
                      scratch: Path | None = None) -> BackingSplit:
     """Split the vocal stem ``vocals`` (pitch ``track``) into lead and backing
     (:meth:`~singvc.engine.Engine.split_backing`; buffers in ``scratch`` when given)."""
-    lead, backing, report = engine.split_backing(vocals, sample_rate, track, scratch)
-    return BackingSplit(lead, backing, report, describe_split(report, vocals, backing, sample_rate))
+    lead, backing, report, hit = engine.split_backing(vocals, sample_rate, track, scratch)
+    return BackingSplit(lead, backing, report, describe_split(report, vocals, backing, sample_rate), hit)
 
 
 def convert_lead(engine: Engine, lead, sample_rate: int, track: PitchTrack, semitones: float,
@@ -391,6 +392,7 @@ class Singvc(Engine):
         if s.backing != "off":
             with timer.stage("split"):
                 split = separate_backing(self, vocals, sample_rate, track, scratch)
+            cache_hits["split"] = split.cache_hit
             if not split.report.split:  # no backing found: the stem goes on whole, as without a split
                 split, unsplit = None, split
         with timer.stage("plan"):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -26,7 +27,7 @@ import numpy as np
 from .audio import (
     as_audio, blocks, check_finite, check_result, difference, load_audio, match_channels, new_like, peak_dbfs,
 )
-from .backing import SplitReport, split_lead, track_backing
+from .backing import SPLIT_VERSION, SplitOptions, SplitReport, split_lead, track_backing
 from .cache import Cache, audio_digest
 from .converters import Converter, Reference, converter_class
 from .errors import InvalidReferenceError, PlanError, UserInputError
@@ -309,17 +310,37 @@ class Engine:
         return track, False
 
     def split_backing(self, vocals: np.ndarray, sample_rate: int, track: PitchTrack,
-                      scratch: Path | None = None) -> tuple[np.ndarray, np.ndarray, SplitReport]:
-        """Split the vocal stem ``vocals`` (tracked as ``track``) into ``(lead, backing, report)``.
+                      scratch: Path | None = None) -> tuple[np.ndarray, np.ndarray, SplitReport, bool]:
+        """Split the vocal stem ``vocals`` (tracked as ``track``) into ``(lead, backing, report,
+        cache_hit)``.
 
         The backing's pitch is crepe (:data:`BACKING_PITCH_MODEL`, whatever the vocal's model) on
         what the lead's harmonics leave (:func:`singvc.backing.track_backing`), then
         :func:`singvc.backing.split_lead` writes both parts; ``lead + backing == vocals`` (to float32
         rounding). With a ``scratch`` folder the residual, lead and backing are
         :class:`~singvc.audio.DiskAudio` files there (``vocals_lead_residual``, ``vocals_lead``,
-        ``vocals_backing``), else arrays. Not cached (yet).
+        ``vocals_backing``), else arrays.
+
+        Cached by the vocal's digest, its pitch track's settings and the split's
+        (:data:`~singvc.backing.SPLIT_VERSION`, :class:`~singvc.backing.SplitOptions`): the
+        decision and, when something was split, both parts, so a second cover of the song skips it.
         """
         vocals = as_audio(vocals, "vocals")
+        digest = audio_digest(vocals, sample_rate)
+        key = {"version": SPLIT_VERSION, "options": dataclasses.asdict(SplitOptions()), "backing_model": BACKING_PITCH_MODEL,
+               "track": {"model": track.model, "refined": bool(track.refined), "hop": track.hop,
+                         "frames": len(track.times), "f0": hashlib.sha256(np.ascontiguousarray(track.f0, np.float64)).hexdigest()}}
+        cached = self.cache.load("split-report", digest, key, keys=("report",))
+        if cached is not None:
+            try:
+                report = SplitReport(**json.loads(str(cached["report"])))
+            except (TypeError, ValueError):
+                report = None
+            if report is not None and not report.split:
+                return vocals, new_like(vocals, buffer_path(scratch, "vocals_backing")), report, True
+            parts = self.cache.load_audio("split", digest, key) if report is not None else None
+            if parts is not None and set(parts) == {"lead", "backing"}:
+                return parts["lead"], parts["backing"], report, True
         residual = new_like(vocals, buffer_path(scratch, "vocals_lead_residual"))
         backing_track = track_backing(vocals, sample_rate, track, self.pitch_model_for(BACKING_PITCH_MODEL),
                                       residual_out=residual, progress=self.progress, callback=self.callback)
@@ -329,7 +350,10 @@ class Engine:
                                            callback=self.callback)
         check_result(lead, "lead vocal")
         check_result(backing, "backing vocal")
-        return lead, backing, report
+        if report.split:
+            self.cache.save_audio("split", digest, key, {"lead": lead, "backing": backing})
+        self.cache.save("split-report", digest, key, {"report": np.array(json.dumps(report.as_dict()))})
+        return lead, backing, report, False
 
     def target_register(self, reference: np.ndarray, sample_rate: int) -> Register:
         """The register of a reference clip (validated: long enough, not silent, voiced)."""

@@ -139,11 +139,11 @@ SCHEMA: dict[str, Setting] = {s.name: s for s in [
     _s("seedvc_dir", str, None, "seedvc converter: local folder of the Seed-VC weights (the layout of "
        "'singvc models fetch seedvc'); default the model cache", "convert", flag="--seedvc-dir",
        commands=("cover",), metavar="DIR", label="Seed-VC weights folder"),
-    _s("backing", str, "off", "lead/backing split of the vocal stem (docs/backing.md): keep: the original backing "
+    _s("backing", str, "keep", "lead/backing split of the vocal stem (docs/backing.md): keep: the original backing "
        "stays under the converted lead; convert: the backing is converted to the same voice with the same shift; "
-       "mute: the backing is dropped; off: no split (the whole stem is converted, as before). Writes "
-       "vocals_lead.wav and vocals_backing.wav when split. Off by default for now: the issue's default, keep, "
-       "waits for listening tests and the in-room target", "convert", choices=("off", "keep", "convert", "mute"),
+       "mute: the backing is dropped; off: no split (the whole stem is converted). Where no second voice is "
+       "found the stem is converted whole, as with off. Writes vocals_lead.wav and vocals_backing.wav when "
+       "something was split", "convert", choices=("off", "keep", "convert", "mute"),
        flag="--backing", commands=("cover",), label="Backing vocals"),
     _s("dereverb", bool, False, "take the room off the lead before conversion (WPE) and put an estimated room back "
        "on the converted lead (without --backing: on the whole vocal stem); slow, and the room put back decays "

@@ -129,7 +129,7 @@ def test_flags_parse():
     assert not hasattr(args, "backing") and not hasattr(args, "dereverb")  # defaults come from the schema
     with pytest.raises(Exception, match="--backing: must be one of off, keep, convert, mute"):
         get_parser().parse_args(["cover", "x.wav", "--backing", "loud"])
-    assert CoverSettings().backing == "off" and CoverSettings().dereverb is False
+    assert CoverSettings().backing == "keep" and CoverSettings().dereverb is False
 
 
 def test_cli_writes_the_stems_and_the_daw_session_lists_them(stem, tmp_path):
@@ -150,9 +150,17 @@ def test_cli_writes_the_stems_and_the_daw_session_lists_them(stem, tmp_path):
     roles = {s["role"]: s for s in manifest["stems"]}
     assert roles["vocals_lead"]["muted"] and roles["vocals_backing"]["muted"]
     assert not roles["vocals_converted"]["muted"]
-    # off (the default): no split stems, and an earlier run's are moved aside
-    assert main(["cover", str(vocal), "-o", str(out), *common]) == 0
+    assert report["cache_hits"]["split"] is False
+    # off: no split stems, and an earlier run's are moved aside
+    assert main(["cover", str(vocal), "--backing", "off", "-o", str(out), *common]) == 0
     report = json.loads((out / "report.json").read_text())
     assert not set(SPLIT) & set(report["outputs"]) and "backing" not in report
     assert not (out / "vocals_lead.wav").exists() and not (out / "vocals_backing.wav").exists()
     assert any((p / "vocals_lead.wav").exists() for p in out.glob("previous-run-*"))
+    # keep is the default; the second split of the same stem comes from the cache, with the same stems
+    again = tmp_path / "again"
+    assert main(["cover", str(vocal), "-o", str(again), *common]) == 0
+    report = json.loads((again / "report.json").read_text())
+    assert report["backing"]["mode"] == "keep" and report["cache_hits"]["split"] is True
+    assert np.array_equal(load_audio(again / "vocals_lead.wav")[0], lead)
+    assert np.array_equal(load_audio(again / "vocals_backing.wav")[0], backing)
