@@ -26,7 +26,8 @@ import numpy as np
 
 from . import __version__
 from .audio import blocks, new_like
-from .cover import CoverResult, convert_vocal, key_warning, mix_with, plan_shift, report_number, run_report
+from .cover import (CoverResult, convert_vocal, key_warning, mix_with, plan_shift, report_number, run_report,
+                    separate_backing)
 from .engine import Engine
 from .errors import UserInputError
 from .loudness import integrated_loudness, match_loudness
@@ -300,9 +301,20 @@ def render_feature(
     assembled = new_like(vocals, buffer_path(scratch, "vocals_converted"))
     spans: list[tuple[int, int, int, int]] = []  # (lo, hi, a, b) of every converted section
     warnings: list[str] = []
-    if s.backing != "off" or s.dereverb:  # not wired into features yet (issue 16)
-        warnings.append(f"vocal features ignore backing={s.backing} and dereverb={str(s.dereverb).lower()} for now: "
-                        "each section converts the whole vocal stem")
+    # the lead/backing split (issue 16): sections convert the lead; the backing goes back under
+    # the whole song (keep), or is dropped (mute); a stem without a second voice stays whole
+    lead, backing, split_info, extra_stems = vocals, None, None, {}
+    if s.backing != "off":
+        with timer.stage("split"):
+            split = separate_backing(engine, vocals, sample_rate, track, scratch)
+        split_info = {"mode": s.backing, **split.described}
+        if split.report.split:
+            lead, backing = split.lead, split.backing
+            extra_stems = {"vocals_lead.wav": split.lead, "vocals_backing.wav": split.backing}
+            if s.backing == "convert":
+                warnings.append("vocal features keep the backing as it is: backing=convert is done in covers only")
+    if s.dereverb:
+        warnings.append("vocal features ignore dereverb for now (covers only)")
     described = []
     for number, sec in enumerate(placed):
         a, b = (int(round(t * sample_rate)) for t in sec.placed)
@@ -331,12 +343,12 @@ def render_feature(
         sub_scratch = None if scratch is None else Path(scratch) / f"section{number}"
         with timer.stage("convert"):
             if sub_scratch is None:
-                section_vocals = vocals[:, lo:hi]
+                section_vocals = lead[:, lo:hi]
             else:
                 sub_scratch.mkdir()
                 section_vocals = new_like(vocals, sub_scratch / "input.npy", shape=(vocals.shape[0], hi - lo))
                 for p, q in blocks(hi - lo):
-                    section_vocals[:, p:q] = vocals[:, lo + p:lo + q]
+                    section_vocals[:, p:q] = lead[:, lo + p:lo + q]
             section_track, _ = sub.track(section_vocals, sample_rate)
             converted = convert_vocal(sub, section_vocals, sample_rate, section_track, plan.semitones, spec.profile,
                                       sub_scratch)
@@ -348,7 +360,7 @@ def render_feature(
             layered = converted[:, p:q]
             if sec.layer != "replace":
                 layered = (place(layered, sec.level_db, sec.pan)
-                           + place(vocals[:, lo + p:lo + q], sec.original_level_db, sec.original_pan))
+                           + place(lead[:, lo + p:lo + q], sec.original_level_db, sec.original_pan))
             w = section_weight(n, a, b, fade, window=(lo + p, lo + q))
             assembled[:, lo + p:lo + q] = assembled[:, lo + p:lo + q] + w * layered
         spans.append((lo, hi, a, b))
@@ -365,7 +377,9 @@ def render_feature(
         for lo, hi, a, b in spans:
             if lo < q and hi > p:
                 covered[max(lo, p) - p:min(hi, q) - p] += section_weight(n, a, b, fade, window=(max(lo, p), min(hi, q)))
-        assembled[:, p:q] = assembled[:, p:q] + (1.0 - np.clip(covered, 0.0, 1.0)) * vocals[:, p:q]
+        assembled[:, p:q] = assembled[:, p:q] + (1.0 - np.clip(covered, 0.0, 1.0)) * lead[:, p:q]
+        if backing is not None and s.backing != "mute":
+            assembled[:, p:q] = assembled[:, p:q] + backing[:, p:q]
 
     with timer.stage("loudness_remix"):
         mix, mix_info = mix_with(s, assembled, instrumental, song, sample_rate, scratch, warnings)
@@ -389,6 +403,9 @@ def render_feature(
                      "mix": mix_info.to_dict()},
         **run_report(s, track, timer, warnings),
     }
+    if split_info is not None:
+        report["backing"] = split_info
     return CoverResult(mix=mix, vocals_converted=assembled, vocals_original=vocals, instrumental=instrumental,
                        sample_rate=sample_rate, plan=main_plan, pitch=track, report=report, song=song,
-                       separated=separated, vocal_shift=main_plan.semitones if engine.converter().moves_pitch else 0.0)
+                       separated=separated, vocal_shift=main_plan.semitones if engine.converter().moves_pitch else 0.0,
+                       extra_stems=extra_stems)

@@ -164,3 +164,29 @@ def test_cli_writes_the_stems_and_the_daw_session_lists_them(stem, tmp_path):
     assert report["backing"]["mode"] == "keep" and report["cache_hits"]["split"] is True
     assert np.array_equal(load_audio(again / "vocals_lead.wav")[0], lead)
     assert np.array_equal(load_audio(again / "vocals_backing.wav")[0], backing)
+
+
+def test_a_vocal_feature_converts_the_lead_and_keeps_the_backing(engine, stem):
+    """Sections convert the split lead; the original lead fills between them and the backing goes
+    back under the whole song (keep) or is dropped (mute)."""
+    from singvc.feature import FeatureOptions, Section, VoiceSpec, render_feature
+    from singvc.voice import load_profile
+
+    spec = VoiceSpec(profile=load_profile("librispeech-198"), transpose=3.0)
+    sections = [Section(voice="guest", time="0:00-0:01")]
+    opts = FeatureOptions(snap_seconds=0.0)
+    out = {}
+    for mode in ("keep", "mute", "off"):
+        out[mode] = render_feature(engine.with_settings(backing=mode), stem, RATE, sections, {"guest": spec},
+                                   options=opts)
+    keep, mute, off = out["keep"], out["mute"], out["off"]
+    assert keep.report["backing"]["split"] and set(keep.extra_stems) == set(SPLIT)
+    lead, backing = keep.extra_stems["vocals_lead.wav"], keep.extra_stems["vocals_backing.wav"]
+    after = slice(int(1.2 * RATE), None)  # after the section: the original singer, lead + backing
+    assert energy_db(keep.vocals_converted[:, after] - stem[:, after], stem[:, after]) < -60
+    assert energy_db(mute.vocals_converted[:, after] - lead[:, after], lead[:, after]) < -60
+    # inside the section: the converted lead with the original backing under it (keep), without (mute)
+    inside = slice(int(0.85 * RATE), int(0.95 * RATE))
+    assert energy_db(keep.vocals_converted[:, inside] - mute.vocals_converted[:, inside] - backing[:, inside],
+                     backing[:, inside]) < -60
+    assert "backing" not in off.report and not off.extra_stems
