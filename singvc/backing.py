@@ -69,6 +69,7 @@ from .converters import voiced_runs
 from .converters.pitch_shift import crossfade_weight
 from .errors import UserInputError
 from .keyshift import pitch_shift
+from .room import pilot_room
 from .loudness import integrated_loudness
 from .pitch import PitchTrack, track_pitch
 from .spectral import FrameGrid, fft_size_for
@@ -407,8 +408,6 @@ def _with_room(opts: SplitOptions, audio, sample_rate: int) -> SplitOptions:
     of ``audio`` (0 = no room when it finds none)."""
     if opts.room_rt60 is not None:
         return opts
-    from .room import pilot_room
-
     est = pilot_room(audio, sample_rate)
     return replace(opts, room_rt60=est.rt60 or 0.0, room_wet_db=est.wet_db)
 

@@ -69,7 +69,8 @@ INPUT_MODES = ("song", "vocal + instrumental", "vocal only")
 VOICE_MODES = ("clip", "saved voice", "none")
 #: what the progress bars show, by the engine's callback stage
 STAGE_LABELS = {"voice": "Measuring the target voice", "separation": "Separating the vocal",
-                "pitch": "Tracking the pitch", "convert": "Converting the voice", "finish": "Mixing and writing"}
+                "pitch": "Tracking the pitch", "split": "Finding backing vocals", "dereverb": "Removing the room",
+                "convert": "Converting the voice", "finish": "Mixing and writing"}
 SECTION_COLUMNS = ("by", "range", "voice", "layer", "level_db", "pan", "original_level_db", "original_pan")
 
 
@@ -501,7 +502,8 @@ class App:
             raise UserInputError(f"no saved voice {voice_profile!r}")
         separates = resolved.separation and vocals is None
         stages = (("voice",) if voice_clip and not voice_profile else ()) + (("separation",) if separates else ()) \
-            + ("pitch", "convert", "finish")
+            + ("pitch",) + (("split",) if resolved.backing != "off" else ()) \
+            + (("dereverb",) if resolved.dereverb else ()) + ("convert", "finish")
 
         def work(job: Path) -> JobResult:
             taken: set[str] = set()
@@ -584,8 +586,10 @@ class App:
             self.progress.finish("finish")
             return JobResult("done", f"done: {out.relative_to(self.workspace.root)}", job, report, files)
 
-        separates = cover_settings(preset, values).separation and vocals is None
-        stages = (("separation",) if separates else ()) + ("pitch", "convert", "finish")
+        resolved = cover_settings(preset, values)
+        separates = resolved.separation and vocals is None
+        stages = (("separation",) if separates else ()) + ("pitch",) \
+            + (("split",) if resolved.backing != "off" else ()) + ("convert", "finish")
         return self.run_job("feature", stages, work)
 
     # -- batch --------------------------------------------------------------------------------------

@@ -52,7 +52,7 @@ def clean(tmp_path_factory, separator, song):
     """A cache filled by a clean run, and that run's result."""
     cache_dir = tmp_path_factory.mktemp("clean") / "cache"
     result, caught = run(cache_dir, separator, song)
-    assert caught == [] and result.report["cache_hits"] == {"separation": False, "pitch": False}
+    assert caught == [] and result.report["cache_hits"] == {"separation": False, "pitch": False, "split": False}
     return cache_dir, result
 
 
@@ -124,7 +124,7 @@ def test_damaged_entry_is_dropped_and_recomputed(case, clean, separator, song, t
 
     # the cache holds a good entry again: the next run hits it, silently, with the same result
     again, caught = run(cache_dir, separator, song)
-    assert caught == [] and again.report["cache_hits"] == {"separation": True, "pitch": True}
+    assert caught == [] and again.report["cache_hits"] == {"separation": True, "pitch": True, "split": True}
     assert_same_result(again, clean_result)
     assert not [p for kind in ("separation", "pitch") for p in (cache_dir / kind).iterdir() if p.name.startswith(".")]
 
@@ -137,7 +137,8 @@ def test_entry_without_manifest_is_a_silent_miss(clean, separator, song, tmp_pat
     shutil.copytree(clean_dir, cache_dir)
     (stem_entry(cache_dir) / MANIFEST).unlink()
     result, caught = run(cache_dir, separator, song)
-    assert caught == [] and result.report["cache_hits"] == {"separation": False, "pitch": True}
+    hits = result.report["cache_hits"]
+    assert caught == [] and (hits["separation"], hits["pitch"]) == (False, True)
     assert_same_result(result, clean_result)
     assert (stem_entry(cache_dir) / MANIFEST).exists()
 

@@ -69,7 +69,7 @@ def test_second_run_hits_cache_and_pitch_converter_runs(files, tmp_path):
     assert main(["cover", str(files["song"]), "--target-range", "C4-C5", "-o", str(tmp_path / "a"), *args]) == 0
     assert main(["cover", str(files["song"]), "--transpose", "12", "-o", str(tmp_path / "b"), *args]) == 0
     report = json.loads((tmp_path / "b" / "report.json").read_text())
-    assert report["cache_hits"] == {"separation": True, "pitch": True}
+    assert report["cache_hits"] == {"separation": True, "pitch": True, "split": True}
     assert report["shift_semitones"] == 12 and report["plan"]["mode"] == "manual"
     mix, _ = load_audio(tmp_path / "b" / "mix.wav")
     assert np.all(np.isfinite(mix)) and mix.shape[1] == int(3.0 * RATE)

@@ -182,13 +182,13 @@ def test_cover_then_another_voice_reuses_the_cache_and_cancel_leaves_nothing(app
     assert (out / "plan.png").read_bytes().startswith(b"\x89PNG")
     assert sf.info(str(first.files["mix.wav"])).duration == pytest.approx(2.0, abs=1e-3)
     assert first.report["inputs"]["song"].endswith("lead_vocal.wav")  # the sanitised copy was read
-    assert first.report["cache_hits"] == {"pitch": False} and first.report["app"]["voice_seconds"] > 0
+    assert first.report["cache_hits"] == {"pitch": False, "split": False} and first.report["app"]["voice_seconds"] > 0
     stages, _, _ = app.progress.snapshot()
-    assert list(stages) == ["voice", "pitch", "convert", "finish"] and set(stages.values()) == {1.0}
+    assert list(stages) == ["voice", "pitch", "split", "convert", "finish"] and set(stages.values()) == {1.0}
 
     second = app.run_cover(song=song, voice_clip=upload(app, "voice b.wav", write_voice_clip), preset="fast",
                            settings=FAST, daw=False)
-    assert second.status == "done" and second.report["cache_hits"] == {"pitch": True}
+    assert second.status == "done" and second.report["cache_hits"] == {"pitch": True, "split": True}
 
     # cancel from the progress callback, as the page's Cancel button does mid-job
     calls = []
