@@ -44,6 +44,30 @@ def timed(model, mel) -> tuple[float, torch.Tensor]:
     return time.perf_counter() - start, out
 
 
+def stages(model, frames: int, repeats: int) -> list:
+    """Median milliseconds of the first activation of each stage's first AMP block on random input of
+    that stage's shape (``frames`` mel frames), the two forms alternating."""
+    from singvc.converters.seedvc.bigvgan import AntiAliasedSnake
+
+    rows, length = [], frames
+    for i, up in enumerate(model.ups):
+        length *= up[0].stride[0]
+        act = next(m for m in model.resblocks[i * model.n_kernels].modules() if isinstance(m, AntiAliasedSnake))
+        x = torch.randn(1, act.act.alpha.numel(), length, generator=torch.Generator().manual_seed(i))
+        times = {"reference": [], "polyphase": []}
+        with torch.no_grad():
+            act(x), act.reference_forward(x)
+            for _ in range(max(3, repeats)):
+                for name, fn in (("reference", act.reference_forward), ("polyphase", act)):
+                    start = time.perf_counter()
+                    fn(x)
+                    times[name].append(time.perf_counter() - start)
+        ref, new = statistics.median(times["reference"]), statistics.median(times["polyphase"])
+        rows.append({"channels": x.shape[1], "samples": length, "reference_ms": round(1000 * ref, 1),
+                     "polyphase_ms": round(1000 * new, 1), "speedup": round(ref / new, 2)})
+    return rows
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="audio seconds of mel per run")
@@ -51,6 +75,10 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--window", action="store_true",
                         help="also time the polyphase form once on a full 19.99 s Seed-VC window")
+    parser.add_argument("--window-reference", action="store_true",
+                        help="with --window, also time the reference form on it (after the polyphase form)")
+    parser.add_argument("--stages", action="store_true",
+                        help="also time one anti-aliased activation of each stage alone (both forms, alternating)")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -84,13 +112,20 @@ def main(argv=None) -> int:
         "max_abs_difference": float((outs["reference"] - outs["polyphase"]).abs().max()),
         "peak_abs_output": float(outs["reference"].abs().max()),
     }
+    if args.stages:
+        result["activation_per_stage_ms"] = stages(model, frames, args.repeats)
     if args.window:
         window_frames = 1722  # bench_seedvc.py: 30 s context minus a 10 s prompt
         big = torch.randn(1, cfg["num_mels"], window_frames, generator=torch.Generator().manual_seed(2)) - 5.0
         set_polyphase(model, True)
-        seconds, _ = timed(model, big)
+        seconds, new_out = timed(model, big)
         result["window"] = {"mel_frames": window_frames, "audio_seconds": round(window_frames * hop / rate, 2),
                             "polyphase_seconds": round(seconds, 1)}
+        if args.window_reference:
+            set_polyphase(model, False)
+            seconds, ref_out = timed(model, big)
+            result["window"].update(reference_seconds=round(seconds, 1),
+                                    max_abs_difference=float((ref_out - new_out).abs().max()))
     print(json.dumps(result, indent=2))
     if args.json:
         with open(args.json, "w") as f:
