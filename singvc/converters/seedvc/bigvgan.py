@@ -101,15 +101,107 @@ class SnakeBeta(nn.Module):
         return x + 1.0 / (beta + 1e-9) * torch.sin(x * alpha).pow(2)
 
 
+def polyphase_kernels(up_filter: torch.Tensor, down_filter: torch.Tensor):
+    """The 2× anti-aliased activation's two FIRs split into their even and odd phases.
+
+    With ``x`` replicate-padded by ``pad_up = (left, right)`` samples, the up-sampled signal is
+    ``y[2m + p] = conv1d(x_padded, up[p])[m]`` (``up``: ``[2, taps_up]``, the ratio 2 folded in),
+    and the down-sampled output is ``Σ_p conv1d(y_p_padded, down[p])[m]`` where ``y_p`` is phase
+    ``p`` of ``y`` padded by ``pad_down`` with ``y``'s own first and last samples (replicate padding
+    of the interleaved signal). Both filters are those of :class:`Upsample2` (ratio 2, even taps)
+    and :class:`LowPass` (stride 2); returns ``(up, pad_up, down, pad_down)``.
+    """
+    hu, hd = up_filter.reshape(-1), down_filter.reshape(-1)
+    ku, kd = hu.numel(), hd.numel()
+    # up: y[2m + p] = 2 Σ_q hu[p + (ku - 2)/2 - 2q] · x[m + q] (x clamped at its ends)
+    taps = {(p, q): 2 * hu[p + (ku - 2) // 2 - 2 * q] for p in (0, 1) for q in range(-ku, ku)
+            if 0 <= p + (ku - 2) // 2 - 2 * q < ku}
+    up, pad_up = _phase_matrix(taps, hu)
+    # down: z[m] = Σ_k hd[k] · y[2m + k - (kd/2 - 1)]; the index 2(m + q) + p gives phase p, offset q
+    taps = {((k - kd // 2 + 1) % 2, (k - kd // 2 + 1 - (k - kd // 2 + 1) % 2) // 2): hd[k] for k in range(kd)}
+    down, pad_down = _phase_matrix(taps, hd)
+    return up, pad_up, down, pad_down
+
+
+def _phase_matrix(taps: dict, like: torch.Tensor):
+    lo = min(q for _, q in taps)
+    hi = max(q for _, q in taps)
+    out = like.new_zeros(2, hi - lo + 1)
+    for (p, q), value in taps.items():
+        out[p, q - lo] = value
+    return out, (-lo, hi)
+
+
 class AntiAliasedSnake(nn.Module):
+    """Up-sample 2×, SnakeBeta, low-pass and down-sample 2×.
+
+    ``forward`` runs the polyphase form (:func:`polyphase_kernels`): two depthwise FIRs on the
+    input instead of a depthwise transposed convolution, SnakeBeta on each phase, and two
+    depthwise FIRs back, without building or padding the interleaved 2× signal. It equals
+    :meth:`reference_forward` (the published Upsample → SnakeBeta → Downsample) up to float
+    rounding (summation order). Set ``polyphase = False`` to run the reference form.
+    """
+
+    polyphase = True
+
     def __init__(self, channels: int, logscale: bool = True):
         super().__init__()
         self.act = SnakeBeta(channels, logscale)
         self.upsample = Upsample2()
         self.downsample = Downsample2()
 
-    def forward(self, x):
+    def reference_forward(self, x):
         return self.downsample(self.act(self.upsample(x)))
+
+    def _kernels(self, x: torch.Tensor):
+        """:func:`polyphase_kernels` of this module's filter buffers, expanded per channel; kept
+        until a buffer changes (``load_state_dict`` writes into them in place)."""
+        up, low = self.upsample.filter, self.downsample.lowpass.filter
+        key = (up.data_ptr(), up._version, low.data_ptr(), low._version, x.dtype, x.device, x.shape[1])
+        cached = getattr(self, "_polyphase", None)
+        if cached is None or cached[0] != key:
+            k_up, pad_up, k_down, pad_down = polyphase_kernels(up.detach(), low.detach())
+            c = x.shape[1]
+            k_up = k_up.to(x.dtype)[:, None, None, :].expand(-1, c, -1, -1).contiguous()  # [2, C, 1, taps]
+            k_down = k_down.to(x.dtype)[:, None, None, :].expand(-1, c, -1, -1).contiguous()
+            cached = self._polyphase = (key, (k_up, pad_up, k_down, pad_down))
+        return cached[1]
+
+    def forward(self, x):
+        up, low = self.upsample, self.downsample.lowpass
+        if (not self.polyphase or up.ratio != 2 or up.taps % 2 or low.stride != 2 or low.filter.shape[-1] % 2
+                or x.dim() != 3 or torch.is_grad_enabled()):
+            return self.reference_forward(x)
+        batch, c, t = x.shape
+        k_up, (l_up, r_up), k_down, (l_down, r_down) = self._kernels(x)
+        act = self.act
+        alpha, beta = act.alpha[None, :, None], act.beta[None, :, None]
+        if act.logscale:
+            alpha, beta = alpha.exp(), beta.exp()
+        inv_beta = 1.0 / (beta + 1e-9)
+        padded = F.pad(x, (l_up, r_up), mode="replicate")
+        # both phases of the SnakeBeta output, padded as the interleaved signal would be
+        y = x.new_empty(2, batch, c, l_down + t + r_down)
+        inner = y[..., l_down: l_down + t]
+        phases = [F.conv1d(padded, k_up[p], groups=c) for p in (0, 1)]
+        for p in (0, 1):
+            torch.mul(phases[p], alpha, out=inner[p])
+        inner.sin_().pow_(2).mul_(inv_beta)
+        for p in (0, 1):
+            inner[p].add_(phases[p])
+        del phases
+        y[..., :l_down] = y[0, ..., l_down: l_down + 1]
+        y[..., l_down + t:] = y[1, ..., l_down + t - 1: l_down + t]
+        out = F.conv1d(y[0], k_down[0], groups=c)
+        return out.add_(F.conv1d(y[1], k_down[1], groups=c))
+
+
+def set_polyphase(model: nn.Module, enabled: bool) -> None:
+    """Switch every anti-aliased activation in ``model`` to the polyphase (default) or the
+    reference form (for checks and benchmarks)."""
+    for module in model.modules():
+        if isinstance(module, AntiAliasedSnake):
+            module.polyphase = enabled
 
 
 def _padding(kernel: int, dilation: int = 1) -> int:
