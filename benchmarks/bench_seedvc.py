@@ -8,8 +8,9 @@ count times the per-window cost), and the peak resident memory of the process.
 
     PYTHONPATH=. /work/venv/bin/python benchmarks/bench_seedvc.py [--device cuda] [--threads 2]
 
-A full-song run through the converter (``--full-song``) measures instead of estimating; on a
-2-core CPU it takes hours.
+A whole vocal is not run end to end here (on a 2-core CPU that takes hours): the song figure is
+an estimate. ``benchmarks/bench_seedvc_song.py`` runs a real cover through the CLI (with the
+published weights, or the small test model) and reports its wall time and RTF.
 """
 from __future__ import annotations
 
