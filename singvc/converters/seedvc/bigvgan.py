@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...errors import ModelLoadError
+from .checkpoint import load_matching
 
 #: the hub's ``nvidia/bigvgan_v2_44khz_128band_512x/config.json`` entries the generator reads
 #: (the file itself is read when present; these are the defaults for a model built without it)
@@ -265,15 +266,7 @@ class BigVGAN(nn.Module):
     def load_published(self, state: dict) -> None:
         """Load ``torch.load(bigvgan_generator.pt)`` (``{"generator": ...}``), folding weight norm."""
         state = state.get("generator", state) if isinstance(state, dict) else state
-        folded = fold_weight_norm(state)
-        own = self.state_dict()
-        missing = sorted(set(own) - set(folded))
-        extra = sorted(set(folded) - set(own))
-        bad = [k for k in own if k in folded and tuple(folded[k].shape) != tuple(own[k].shape)]
-        if missing or extra or bad:
-            raise ModelLoadError(f"BigVGAN checkpoint does not fit the config: missing {missing[:3]}, "
-                                 f"unexpected {extra[:3]}, shape {bad[:3]}")
-        self.load_state_dict(folded, strict=True)
+        load_matching(self, fold_weight_norm(state), (), "BigVGAN")
 
 
 def fold_weight_norm(state: dict) -> dict:

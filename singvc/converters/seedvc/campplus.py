@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...errors import ModelLoadError
+from .checkpoint import load_matching
 
 
 def _bn_relu(channels: int, affine: bool = True, relu: bool = True) -> nn.Sequential:
@@ -168,14 +168,7 @@ class CAMPPlus(nn.Module):
                 if key.startswith(old):
                     key = new + key[len(old):]
             renamed[key] = value
-        own = self.state_dict()
-        missing = sorted(set(own) - set(renamed))
-        extra = sorted(set(renamed) - set(own))
-        bad = [k for k in own if k in renamed and tuple(renamed[k].shape) != tuple(own[k].shape)]
-        if missing or extra or bad:
-            raise ModelLoadError(f"CAM++ checkpoint does not fit: missing {missing[:3]}, unexpected {extra[:3]}, "
-                                 f"shape {bad[:3]}")
-        self.load_state_dict(renamed, strict=True)
+        load_matching(self, renamed, (), "CAM++")
 
 
 def sizes_from_state(state: dict) -> dict:
