@@ -91,11 +91,11 @@ class Target:
     warnings: list[str] = field(default_factory=list)
 
 
-def voice_key(voice: VoiceProfile) -> str:
-    """A fingerprint of a profile and the reference audio it keeps (what a converter prepared
-    from it is kept under)."""
+def voice_key(voice: VoiceProfile, with_reference: bool = False) -> str:
+    """A fingerprint of a profile and, ``with_reference``, of the reference audio it keeps (what
+    a converter prepared from it is kept under)."""
     h = hashlib.sha256(voice.to_json().encode())
-    if voice.reference is not None:
+    if with_reference and voice.reference is not None:
         h.update(audio_digest(voice.reference.audio, voice.reference.sample_rate).encode())
     return h.hexdigest()
 
@@ -186,7 +186,7 @@ class Engine:
         converter and voice; ``None`` when there is no voice or the converter uses none."""
         if voice is None or not converter.uses_voice:
             return None
-        key = (id(converter), voice_key(voice))
+        key = (id(converter), voice_key(voice, converter.needs_reference))
         if key not in self._prepared:
             if converter.needs_reference:
                 self._prepared[key] = converter.prepare(voice, self.voice_reference(voice, converter.name), self.cache)

@@ -72,13 +72,46 @@ MAX_KEPT_SECONDS = 120.0
 REFERENCE_SUFFIX = ".reference.wav"
 
 
-@dataclass
 class VoiceClip:
     """Reference audio a profile keeps for converters that condition on audio (``seedvc``):
-    mono float32 ``[1, samples]`` at ``sample_rate`` Hz."""
+    mono float32 ``[1, samples]`` at ``sample_rate`` Hz. A clip saved beside a profile
+    (:func:`reference_path`) is read when first used, so listing or showing profiles, and
+    converters that need no audio, never read it."""
 
-    audio: np.ndarray
-    sample_rate: int
+    def __init__(self, audio: np.ndarray | None = None, sample_rate: int | None = None,
+                 path: str | os.PathLike | None = None) -> None:
+        if audio is None and path is None:
+            raise ValueError("a VoiceClip needs audio or the path of a saved clip")
+        self._audio, self._rate = audio, None if sample_rate is None else int(sample_rate)
+        self.path = None if path is None else Path(path)
+
+    def _read(self) -> None:
+        """Read the saved clip (once).
+
+        Raises:
+            UserInputError: unreadable, empty or not finite (one line: enroll the voice again).
+        """
+        if self._audio is not None:
+            return
+        try:
+            audio, rate = sf.read(str(self.path), dtype="float32", always_2d=True)
+        except (OSError, RuntimeError, sf.LibsndfileError) as exc:
+            raise UserInputError(f"{self.path}: cannot read the voice's reference audio ({exc}); "
+                                 "enroll the voice again") from None
+        if audio.shape[0] == 0 or not np.isfinite(audio).all():
+            raise UserInputError(f"{self.path}: the voice's reference audio is empty or not finite; "
+                                 "enroll the voice again")
+        self._audio, self._rate = np.ascontiguousarray(audio.T[:1]), int(rate)
+
+    @property
+    def audio(self) -> np.ndarray:
+        self._read()
+        return self._audio
+
+    @property
+    def sample_rate(self) -> int:
+        self._read()
+        return self._rate
 
     @property
     def seconds(self) -> float:
@@ -188,14 +221,8 @@ class VoiceProfile:
             raise UserInputError(f"{path}: cannot read voice profile ({exc})") from None
         profile = cls.from_dict(data, str(path))
         kept = reference_path(path)
-        if kept.is_file():
-            try:
-                audio, rate = sf.read(str(kept), dtype="float32", always_2d=True)
-            except (OSError, RuntimeError, sf.LibsndfileError) as exc:
-                raise UserInputError(f"{kept}: cannot read the voice's reference audio ({exc}); enroll the voice again") from None
-            if audio.shape[0] == 0 or not np.isfinite(audio).all():
-                raise UserInputError(f"{kept}: the voice's reference audio is empty or not finite; enroll the voice again")
-            profile.reference = VoiceClip(np.ascontiguousarray(audio.T[:1]), int(rate))
+        if kept.is_file():  # read when a converter needs it (VoiceClip)
+            profile.reference = VoiceClip(path=kept)
         return profile
 
 
