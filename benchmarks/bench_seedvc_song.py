@@ -39,7 +39,8 @@ from singvc.audio import load_audio, to_mono
 
 
 def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    """Peak resident memory of this process (the cover runs in it), MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def click_db(x: np.ndarray, rate: int, at: float) -> float:
@@ -112,6 +113,7 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     code = singvc_main(cmd)
     seconds = time.perf_counter() - start
+    peak = peak_mb()  # before the speaker encoder is loaded
     if code:
         print(f"singvc cover failed (exit {code})", file=sys.stderr)
         return code
@@ -142,7 +144,7 @@ def main(argv=None) -> int:
         "input": str(args.vocal or args.song), "voice": args.voice, "seconds": round(length, 2),
         "steps": args.steps, "context_s": args.context or 30,
         "model_folder": report["converter"].get("model_folder"),
-        "wall_s": round(seconds, 1), "rtf": round(seconds / length, 2), "peak_rss_mb_children": round(peak_mb()),
+        "wall_s": round(seconds, 1), "rtf": round(seconds / length, 2), "peak_rss_mb": round(peak),
         "windows": last.get("windows"), "joins_s": joins,
         "drift": {**d, "min": round(min(sims), 4) if sims else None,
                   "slope_per_minute": None if slope is None else round(slope, 4)},

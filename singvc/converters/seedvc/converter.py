@@ -212,8 +212,7 @@ class SeedVCConverter(Converter):
         hop = rate // 100
         audio = join_spans(mono, spans, hop, int(JOIN_FADE_SECONDS * rate))
         f0_sel = np.concatenate([f0[a:b] for a, b in spans]) if spans else f0[:0]
-        # the grid has n16k // 160 + 1 frames: give the joined audio its own grid length
-        n_grid = features_mod.f0_on_grid(np.zeros(1), np.zeros(1), np.zeros(1, bool), audio.size, rate).size
+        n_grid = features_mod.grid_frames(audio.size, rate)  # the joined audio's own grid length
         f0_sel = np.pad(f0_sel, (0, max(0, n_grid - f0_sel.size)))[:n_grid].astype(np.float32)
         prepared = self.prepare_audio(audio[None], rate, f0_sel, name)
         self._references[name] = {"seconds": round(prepared.seconds, 2),

@@ -86,12 +86,16 @@ def campplus_fbank(audio16: torch.Tensor) -> torch.Tensor:
     return (fbank - fbank.mean(dim=0, keepdim=True)).unsqueeze(0)
 
 
+def grid_frames(n_samples: int, sample_rate: int) -> int:
+    """Frames of the model's 100 frames/s F0 grid for ``n_samples`` at ``sample_rate`` (``n16k // 160 + 1``)."""
+    return int(round(n_samples * CONTENT_RATE / sample_rate)) // 160 + 1
+
+
 def f0_on_grid(times: np.ndarray, f0: np.ndarray, voiced: np.ndarray, n_samples: int, sample_rate: int) -> np.ndarray:
     """A pitch track (times in s, f0 in Hz, voicing) resampled to the model's 100 frames/s grid
     (``n16k // 160 + 1`` frames): linear in log-frequency between voiced neighbours, 0 where the
     nearest frame is unvoiced."""
-    n16 = int(round(n_samples * CONTENT_RATE / sample_rate))
-    grid = np.arange(n16 // 160 + 1) * F0_HOP_SECONDS
+    grid = np.arange(grid_frames(n_samples, sample_rate)) * F0_HOP_SECONDS
     times = np.asarray(times, np.float64)
     f0 = np.asarray(f0, np.float64)
     voiced = np.asarray(voiced, bool) & (f0 > 0)
