@@ -36,7 +36,7 @@ from .plan import Register, measure_register, parse_range
 from .run import Timer, buffer_path
 from .separate import Separator, load_separator_model
 from .settings import CoverSettings, resolve_device
-from .voice import VoiceProfile, analyse_voice, is_profile_ref, load_profile
+from .voice import VoiceClip, VoiceProfile, analyse_voice, is_profile_ref, load_profile
 
 #: shortest reference clip accepted, seconds
 MIN_REFERENCE_SECONDS = 1.0
@@ -201,13 +201,25 @@ class Engine:
             InvalidReferenceError: the profile keeps no audio (shipped voices, profiles enrolled
                 before profiles kept their clips).
         """
+        clip = self.check_voice_reference(voice, needed_by)
+        track, _ = self.track(clip.audio, clip.sample_rate, self.settings.reference_pitch_model)
+        return Reference(clip, track)
+
+    @staticmethod
+    def check_voice_reference(voice: VoiceProfile, needed_by: str = "this converter") -> VoiceClip:
+        """The reference audio ``voice`` keeps, read and checked now (a job calls this before any
+        audio work when its converter needs the reference).
+
+        Raises:
+            InvalidReferenceError: the profile keeps no audio.
+            UserInputError: the kept audio cannot be read.
+        """
         if voice.reference is None:
             raise InvalidReferenceError(
                 f"voice {voice.name!r} keeps no reference audio, which the {needed_by} converter needs: pass the "
                 f"clip itself (--voice CLIP) or enroll the voice again ('singvc voice enroll CLIP --name {voice.name}')")
-        clip = voice.reference
-        track, _ = self.track(clip.audio, clip.sample_rate, self.settings.reference_pitch_model)
-        return Reference(clip, track)
+        voice.reference.audio  # noqa: B018 - read and checked here, not after the separation
+        return voice.reference
 
     def with_settings(self, **changes) -> "Engine":
         """An engine of the same class with some settings changed, sharing this one's loaded
@@ -410,6 +422,8 @@ class Engine:
             if register is not None and register.voiced_seconds < MIN_VOICED_SECONDS:
                 warnings.append(f"reference has only {register.voiced_seconds:.1f} s of voiced audio "
                                 f"({MIN_VOICED_SECONDS:g} s or more recommended)")
+        if use_voice and voice is not None and self.converter().needs_reference:
+            self.check_voice_reference(voice, self.converter().name)
         return Target(register=register, voice=voice, warnings=warnings)
 
     def resolve_input(

@@ -421,6 +421,8 @@ def load_voices(recipe: Recipe, engine: Engine) -> dict:
             raise UserInputError(f"voice {name!r} needs a 'ref' (a clip or a voice profile)")
         ref = load_voice(recipe.voice_ref(table["ref"]))
         profile = ref.profile or engine.voice_profile(ref.audio, ref.sample_rate, name=ref.name)
+        if engine.converter().needs_reference:  # a profile without its clip stops the job before any song
+            engine.check_voice_reference(profile, engine.converter().name)
         voices[name] = VoiceSpec(profile=profile, transpose=table.get("transpose"),
                                  target_range=table.get("target_range"), plan_mode=table.get("plan_mode"),
                                  strength=table.get("strength"))

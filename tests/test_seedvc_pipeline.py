@@ -191,6 +191,7 @@ def test_a_profile_without_audio_stops_seedvc_with_one_line(tmp_path, song_files
     assert _cover(tmp_path, vocal, profile, tmp_path / "out") == 2
     err = capsys.readouterr().err.strip()
     assert "keeps no reference audio" in err and "\n" not in err and not (tmp_path / "out").exists()
+    assert not (tmp_path / "cache" / "pitch").exists()  # stopped before any audio work
 
 
 def test_missing_weights_stop_a_cover_before_any_audio_work(tmp_path, song_files, capsys):
