@@ -41,10 +41,17 @@ Method, per STFT frame (46 ms Hann window, hop 1/4; :mod:`singvc.spectral`):
    before, the backing's after it stops), and only what is left (the direct sound) is shared by
    the combs. :func:`lead_residual` takes the lead's tail out as well, so crepe tracks the
    backing rather than the lead's past notes.
-6. **Stereo** (``stereo_weight`` > 0, two channels): each bin's pan position ``(|R|²-|L|²) /
-   (|L|²+|R|²)`` is compared with the lead's (``lead_pan``, 0 = centre) and the backing's (the mean
-   pan of its own bins in that frame); when the two are apart, a bin panned like the backing
-   leans to the backing and a centred one to the lead.
+6. **Stereo.** A stereo stem in a dry room (the room's wet level at most ``spatial_max_wet_db``,
+   -18 dB, or no room) is **unmixed by direction** (:func:`spatial_wiener`): each voice's pan is
+   measured per frame (the power-weighted mean pan ``(|R|²-|L|²) / (|L|²+|R|²)`` of the bins its
+   comb holds alone, over ±6 frames), its direct sound comes from that direction with the power the
+   combs give it, the tails are diffuse, and a multichannel Wiener filter takes the backing out.
+   Where the harmonics of the two voices coincide, this unmixes them when they are panned apart
+   (benchmark, dry: +11.9 to +14.1 dB over the stem, against +8.6 to +10.7 with masks); in a wet
+   room the tails and early reflections blur the directions and it measured worse than the masks
+   (docs/backing.md), so there, and for mono stems, the masks stay, with the old stereo lean
+   (``stereo_weight`` > 0): a bin panned like the backing (the mean pan of its own bins in that
+   frame) leans to the backing and a centred one (``lead_pan``) to the lead.
 
 Blocks of :data:`SPLIT_BLOCK` samples are processed with the frames (plus the smoothing
 context) that touch them, on one global frame grid, so the result equals the whole-song result
@@ -75,7 +82,7 @@ from .pitch import PitchTrack, track_pitch
 from .spectral import FrameGrid, fft_size_for
 
 #: the version of the split (part of its cache key: bump it when the split's output changes)
-SPLIT_VERSION = 2
+SPLIT_VERSION = 3
 
 #: smoothed evidence under this is taken as none (so faint doubt never touches the lead)
 EVIDENCE_DEAD_ZONE = 0.1
@@ -119,6 +126,9 @@ class SplitOptions:
             sang in the last ``presence_history_seconds`` is another voice (:func:`backing_presence`).
         presence_gap_seconds, presence_margin_seconds: the backing track's voiced frames joined over
             gaps this long form the regions that such a run makes split, widened by the margin.
+        spatial_max_wet_db: a stereo stem whose room is at most this wet (dB of the late tail under
+            the direct sound; no room counts as dry) is unmixed by direction
+            (:func:`spatial_wiener`) instead of masked; ``-inf`` turns that off.
     """
 
     max_harmonic_hz: float = 8000.0
@@ -137,6 +147,7 @@ class SplitOptions:
     presence_min_run: float = 0.15
     presence_gap_seconds: float = 1.0
     presence_margin_seconds: float = 0.3
+    spatial_max_wet_db: float = -18.0
 
     def check(self) -> None:
         lo, hi = self.harmonicity
@@ -153,6 +164,8 @@ class SplitOptions:
             raise UserInputError(f"lead_pan must be within -1..1 (got {self.lead_pan})")
         if not 0.0 < self.floor <= 1.0:
             raise UserInputError(f"floor must be within (0, 1] (got {self.floor})")
+        if math.isnan(self.spatial_max_wet_db):
+            raise UserInputError("spatial_max_wet_db must be a number (-inf turns stereo unmixing off)")
 
 
 @dataclass
@@ -351,12 +364,13 @@ class _RoomModel:
         self.a[K] += w * (1.0 - a)
         self.state = np.zeros((2, bins, K))
 
-    def mask(self, Y: np.ndarray, share: np.ndarray, advance: int) -> np.ndarray:
-        """Backing mask ``[bins, T]`` for frames with energy ``Y`` and direct-sound backing share
+    def tails(self, Y: np.ndarray, share: np.ndarray, advance: int) -> tuple[np.ndarray, np.ndarray]:
+        """The late reverberation of the lead and of the backing ``[bins, T]`` each (energies,
+        together at most ``Y``) in frames with energy ``Y`` and direct-sound backing share
         ``share``; the recursion's state moves on by the first ``advance`` frames (those the next
-        block does not analyse again)."""
+        block does not analyse again). Zeros without a room."""
         if not self.on:
-            return share
+            return np.zeros_like(Y), np.zeros_like(Y)
         from scipy.signal import lfilter
 
         parts = np.stack([Y * (1.0 - share), Y * share])  # [2, bins, T]: lead, backing
@@ -365,11 +379,75 @@ class _RoomModel:
         r_tail, _ = lfilter(self.b, self.a, tail, axis=-1, zi=new_state)
         self.state = new_state
         R = np.maximum(np.concatenate([r_head, r_tail], axis=-1), 0.0)
-        r_tot = R[0] + R[1]
-        direct = np.maximum(Y - r_tot, 0.0)
-        scale = np.minimum(1.0, Y / np.maximum(r_tot, 1e-30))
-        m = (direct * share + R[1] * scale) / np.maximum(Y, 1e-30)
+        scale = np.minimum(1.0, Y / np.maximum(R[0] + R[1], 1e-30))
+        return R[0] * scale, R[1] * scale
+
+    def mask(self, Y: np.ndarray, share: np.ndarray, advance: int) -> np.ndarray:
+        """Backing mask ``[bins, T]``: its tail and its share of the direct sound (see :meth:`tails`)."""
+        if not self.on:
+            return share
+        r_lead, r_back = self.tails(Y, share, advance)
+        direct = np.maximum(Y - r_lead - r_back, 0.0)
+        m = (direct * share + r_back) / np.maximum(Y, 1e-30)
         return np.where(Y > 0, np.clip(m, 0.0, 1.0), 0.0)
+
+
+def _voice_pans(X: np.ndarray, c_lead: np.ndarray, f_back: np.ndarray, evidence: np.ndarray, freqs: np.ndarray,
+                sigma0: float, opts: SplitOptions, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pan positions of the lead and of the backing per frame, for the frames of ``X``
+    ``[2, bins, T]`` less ``k`` at each end: the power-weighted mean pan of the bins each voice's
+    comb holds and the other's does not, over the frame and ``k`` frames either side (the lead's
+    falls back to ``lead_pan`` where it holds none)."""
+    p2 = np.abs(X) ** 2
+    power = p2[0] + p2[1]
+    pan = (p2[1] - p2[0]) / np.maximum(power, 1e-30)
+    c_back = harmonic_comb(freqs, f_back, evidence > 0, sigma0, opts.max_harmonic_hz) * evidence[None, :]
+    out = []
+    for mine, other in ((c_lead, c_back), (c_back, c_lead)):
+        sel = mine * (1.0 - other) * power
+        weight = _moving(np.sum(sel, axis=0), k, "mean")
+        mean = _moving(np.sum(sel * pan, axis=0), k, "mean") / np.maximum(weight, 1e-30)
+        out.append(np.where(weight > 0, mean, opts.lead_pan))
+    return out[0], out[1]
+
+
+def pan_direction(pan: np.ndarray) -> np.ndarray:
+    """Channel gains ``[2, ...]`` of an amplitude-panned source at ``pan`` (-1 left, 0 centre,
+    1 right; the pan of a bin is ``(|R|²-|L|²)/(|L|²+|R|²)``), scaled so ``|d|² = 2``: the
+    source's power per channel, averaged, is its power."""
+    theta = 0.5 * np.arccos(np.clip(-np.asarray(pan, dtype=np.float64), -1.0, 1.0))
+    return math.sqrt(2.0) * np.stack([np.cos(theta), np.sin(theta)])
+
+
+def spatial_wiener(X: np.ndarray, lead_power: np.ndarray, back_power: np.ndarray, lead_tail: np.ndarray,
+                   back_tail: np.ndarray, lead_dir: np.ndarray, back_dir: np.ndarray,
+                   diffuse_floor: float = 1e-6) -> np.ndarray:
+    """The backing's part of a stereo STFT ``X`` ``[2, bins, T]`` by a multichannel Wiener filter.
+
+    Each bin of the stem is modelled as the lead's and the backing's direct sound, each coming from
+    one direction (``lead_dir``, ``back_dir``: channel gains ``[2, T]``, see :func:`pan_direction`)
+    with power ``lead_power``, ``back_power`` ``[bins, T]``, plus each part's late reverberation,
+    spatially diffuse (equal power in both channels, uncorrelated) with power ``lead_tail``,
+    ``back_tail``, plus a diffuse floor (``diffuse_floor`` × the bin's power, the lead's). The
+    backing is ``C_B · C_X⁻¹ · x`` with ``C_B = v_B·d_B·d_Bᴴ + r_B·I`` and ``C_X`` the sum of all
+    parts' covariances (Duong, Vincent & Gribonval 2010, with rank-1 direct sound). Where two voices
+    share a bin (their harmonics coincide) but come from different directions, this unmixes them,
+    which no mask can; with one direction for both, it is the single-channel Wiener mask.
+    Bins where the backing has no power get exactly 0.
+    """
+    dl = lead_dir[:, None, :]
+    db = back_dir[:, None, :]
+    r_l = lead_tail + diffuse_floor * (lead_power + back_power + lead_tail + back_tail) + 1e-30
+    # C_B and C_X entries (real: the directions are real gains)
+    b00, b01, b11 = back_power * db[0] ** 2 + back_tail, back_power * db[0] * db[1], back_power * db[1] ** 2 + back_tail
+    x00 = b00 + lead_power * dl[0] ** 2 + r_l
+    x01 = b01 + lead_power * dl[0] * dl[1]
+    x11 = b11 + lead_power * dl[1] ** 2 + r_l
+    det = x00 * x11 - x01 * x01
+    # y = C_X^-1 x, then the backing = C_B y
+    y0 = (x11 * X[0] - x01 * X[1]) / det
+    y1 = (x00 * X[1] - x01 * X[0]) / det
+    return np.stack([b00 * y0 + b01 * y1, b01 * y0 + b11 * y1])
 
 
 def lead_residual(
@@ -606,6 +684,10 @@ def split_lead(
     if presence is None or presence.regions:  # nothing to split: no need for the room
         room_opts = _with_room(opts, audio, sample_rate)
     room = _RoomModel(room_opts, grid.hop / sample_rate, len(freqs))
+    # a stereo stem in a dry room is unmixed by direction; in a wet one the tails blur directions
+    spatial = (channels == 2 and opts.spatial_max_wet_db > -math.inf
+               and (not room.on or room_opts.room_wet_db <= opts.spatial_max_wet_db))
+    stereo = stereo and not spatial
     if presence is not None and room.on:
         # a region's backing rings on after it: keep its tail (down 30 dB) with it
         tail = 0.5 * float(room_opts.room_rt60)
@@ -617,6 +699,8 @@ def split_lead(
         t_sec = grid.times(t0 - ctx, t1 + ctx, sample_rate)
         c_lead, f_back, ev, f_lead, lead_on = _frame_analysis(X, freqs, t_sec, track, grid, sample_rate, opts,
                                                               searcher, backing_track)
+        if spatial:
+            pan_l, pan_b = _voice_pans(X, c_lead, f_back, ev, freqs, sigma0, opts, ctx)
         ev = _moving(_moving(ev, k, "median"), k, "mean")  # frames [t0, t1)
         ev = np.clip((ev - EVIDENCE_DEAD_ZONE) / (1.0 - EVIDENCE_DEAD_ZONE), 0.0, 1.0)
         f_b = f_back[ctx:len(f_back) - ctx]
@@ -643,10 +727,16 @@ def split_lead(
                 w_l = w_l * (g_l + 0.05) ** a
             share[:, on] = w_b / (w_b + w_l + opts.floor)
         next_t0 = grid.frames_touching(stop, stop + 1)[0] if stop < n else t1
-        mask_b = room.mask(np.mean(np.abs(X) ** 2, axis=0), share, next_t0 - t0)
+        Y = np.mean(np.abs(X) ** 2, axis=0)
+        if spatial:
+            r_lead, r_back = room.tails(Y, share, next_t0 - t0)
+            direct = np.maximum(Y - r_lead - r_back, 0.0)
+            back_frames = spatial_wiener(X, direct * (1.0 - share), direct * share, r_lead, r_back,
+                                         pan_direction(pan_l), pan_direction(pan_b))
+        else:
+            back_frames = X * room.mask(Y, share, next_t0 - t0)[None]
         if presence is not None:  # the stem stays whole outside the backing's regions
-            mask_b = mask_b * presence.gate(grid.times(t0, t1, sample_rate))[None, :]
-        back_frames = X * mask_b[None]
+            back_frames = back_frames * presence.gate(grid.times(t0, t1, sample_rate))[None, None, :]
         part = grid.overlap_add(back_frames, t0, start, stop).astype(np.float32)
         stem = audio[:, start:stop]
         backing[:, start:stop] = part
