@@ -45,7 +45,11 @@ Method, per STFT frame (46 ms Hann window, hop 1/4; :mod:`singvc.spectral`):
    -18 dB, or no room) is **unmixed by direction** (:func:`spatial_wiener`): each voice's pan is
    measured per frame (the power-weighted mean pan ``(|R|²-|L|²) / (|L|²+|R|²)`` of the bins its
    comb holds alone, over ±6 frames), its direct sound comes from that direction with the power the
-   combs give it, the tails are diffuse, and a multichannel Wiener filter takes the backing out.
+   combs give it, the tails are diffuse, and a multichannel Wiener filter takes the backing out
+   (never more of a bin than the stem holds). Frames where a voice's own bins are not coherent
+   between the channels (``spatial_min_coherence``: a double on both sides, a room) or where the
+   two voices' pans are close (``spatial_min_separation``) take the masks: there the model is
+   wrong or the unmixing ill-conditioned.
    Where the harmonics of the two voices coincide, this unmixes them when they are panned apart
    (benchmark, dry: +11.9 to +14.1 dB over the stem, against +8.6 to +10.7 with masks); in a wet
    room the tails and early reflections blur the directions and it measured worse than the masks
@@ -129,6 +133,9 @@ class SplitOptions:
         spatial_max_wet_db: a stereo stem whose room is at most this wet (dB of the late tail under
             the direct sound; no room counts as dry) is unmixed by direction
             (:func:`spatial_wiener`) instead of masked; ``-inf`` turns that off.
+        spatial_min_coherence, spatial_min_separation: a frame is unmixed by direction only when
+            each voice's own bins are this coherent between the channels (1 = one direction) and
+            the two voices' pans are this far apart; other frames take the masks.
     """
 
     max_harmonic_hz: float = 8000.0
@@ -148,6 +155,8 @@ class SplitOptions:
     presence_gap_seconds: float = 1.0
     presence_margin_seconds: float = 0.3
     spatial_max_wet_db: float = -18.0
+    spatial_min_coherence: float = 0.9
+    spatial_min_separation: float = 0.2
 
     def check(self) -> None:
         lo, hi = self.harmonicity
@@ -164,6 +173,10 @@ class SplitOptions:
             raise UserInputError(f"lead_pan must be within -1..1 (got {self.lead_pan})")
         if not 0.0 < self.floor <= 1.0:
             raise UserInputError(f"floor must be within (0, 1] (got {self.floor})")
+        if not 0.0 <= self.spatial_min_coherence <= 1.0:
+            raise UserInputError(f"spatial_min_coherence must be within 0-1 (got {self.spatial_min_coherence})")
+        if not 0.0 <= self.spatial_min_separation <= 2.0:
+            raise UserInputError(f"spatial_min_separation must be within 0-2 (got {self.spatial_min_separation})")
         if math.isnan(self.spatial_max_wet_db):
             raise UserInputError("spatial_max_wet_db must be a number (-inf turns stereo unmixing off)")
 
@@ -182,6 +195,8 @@ class SplitReport:
         decision: what :func:`backing_presence` decided and why ("backing found: ..." or
             "no backing found: ...").
         regions: ``(start, end)`` seconds where the stem was split (with a backing track).
+        spatial_seconds: seconds of frames with backing that were unmixed by direction
+            (:func:`spatial_wiener`; the others were masked).
         backing_pitch_hz: median pitch of the backing (``None`` if never).
         backing_lufs, stem_lufs: integrated loudness (filled by :func:`describe_split`).
         track: the second voice's pitch per STFT frame (``f0`` Hz, ``periodicity`` = evidence,
@@ -199,6 +214,7 @@ class SplitReport:
     stem_lufs: float | None = None
     decision: str = ""
     regions: list = field(default_factory=list)
+    spatial_seconds: float = 0.0
     track: PitchTrack | None = field(default=None, repr=False)
 
     def as_dict(self) -> dict:
@@ -394,21 +410,29 @@ class _RoomModel:
 
 def _voice_pans(X: np.ndarray, c_lead: np.ndarray, f_back: np.ndarray, evidence: np.ndarray, freqs: np.ndarray,
                 sigma0: float, opts: SplitOptions, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pan positions of the lead and of the backing per frame, for the frames of ``X``
-    ``[2, bins, T]`` less ``k`` at each end: the power-weighted mean pan of the bins each voice's
-    comb holds and the other's does not, over the frame and ``k`` frames either side (the lead's
-    falls back to ``lead_pan`` where it holds none)."""
+    """Pan positions of the lead and of the backing per frame, and how coherent each voice's bins
+    are between the channels, for the frames of ``X`` ``[2, bins, T]`` less ``k`` at each end:
+    the power-weighted mean pan of the bins each voice's comb holds and the other's does not, over
+    the frame and ``k`` frames either side (the lead's falls back to ``lead_pan`` where it holds
+    none), and ``|Σ L·R*| / sqrt(Σ|L|²·Σ|R|²)`` over the same bins (1: from one direction;
+    lower for a voice spread over the two sides, a double, or a room)."""
     p2 = np.abs(X) ** 2
     power = p2[0] + p2[1]
     pan = (p2[1] - p2[0]) / np.maximum(power, 1e-30)
+    cross = X[0] * np.conj(X[1])
     c_back = harmonic_comb(freqs, f_back, evidence > 0, sigma0, opts.max_harmonic_hz) * evidence[None, :]
-    out = []
+    pans, coherence = [], []
     for mine, other in ((c_lead, c_back), (c_back, c_lead)):
-        sel = mine * (1.0 - other) * power
-        weight = _moving(np.sum(sel, axis=0), k, "mean")
-        mean = _moving(np.sum(sel * pan, axis=0), k, "mean") / np.maximum(weight, 1e-30)
-        out.append(np.where(weight > 0, mean, opts.lead_pan))
-    return out[0], out[1]
+        w = mine * (1.0 - other)
+        weight = _moving(np.sum(w * power, axis=0), k, "mean")
+        mean = _moving(np.sum(w * power * pan, axis=0), k, "mean") / np.maximum(weight, 1e-30)
+        pans.append(np.where(weight > 0, mean, opts.lead_pan))
+        # one direction means the two channels are copies up to a gain: coherence 1
+        left, right = (_moving(np.sum(w * p2[c], axis=0), k, "mean") for c in (0, 1))
+        xr = _moving(np.sum(w * cross.real, axis=0), k, "mean")
+        xi = _moving(np.sum(w * cross.imag, axis=0), k, "mean")
+        coherence.append(np.hypot(xr, xi) / np.maximum(np.sqrt(left * right), 1e-30))
+    return pans[0], pans[1], coherence[0], coherence[1]
 
 
 def pan_direction(pan: np.ndarray) -> np.ndarray:
@@ -675,7 +699,7 @@ def split_lead(
     seconds_total = n / sample_rate
     # report accumulators
     e_stem = e_back = e_lead = 0.0
-    n_sound = n_back = 0
+    n_sound = n_back = n_spatial = 0
     intervals: list[np.ndarray] = []
     pitches: list[np.ndarray] = []
     tr_f0: list[np.ndarray] = []
@@ -700,7 +724,7 @@ def split_lead(
         c_lead, f_back, ev, f_lead, lead_on = _frame_analysis(X, freqs, t_sec, track, grid, sample_rate, opts,
                                                               searcher, backing_track)
         if spatial:
-            pan_l, pan_b = _voice_pans(X, c_lead, f_back, ev, freqs, sigma0, opts, ctx)
+            pan_l, pan_b, coh_l, coh_b = _voice_pans(X, c_lead, f_back, ev, freqs, sigma0, opts, ctx)
         ev = _moving(_moving(ev, k, "median"), k, "mean")  # frames [t0, t1)
         ev = np.clip((ev - EVIDENCE_DEAD_ZONE) / (1.0 - EVIDENCE_DEAD_ZONE), 0.0, 1.0)
         f_b = f_back[ctx:len(f_back) - ctx]
@@ -733,6 +757,19 @@ def split_lead(
             direct = np.maximum(Y - r_lead - r_back, 0.0)
             back_frames = spatial_wiener(X, direct * (1.0 - share), direct * share, r_lead, r_back,
                                          pan_direction(pan_l), pan_direction(pan_b))
+            # never more backing in a bin than the stem holds (the unmixing amplifies a wrong model)
+            mag, limit = np.abs(back_frames), np.abs(X)
+            back_frames = np.where(mag > limit, back_frames * (limit / np.maximum(mag, 1e-30)), back_frames)
+            # frames where a voice does not come from one direction, or both come from about the
+            # same one (a double on both sides, a centred harmony), take the masks
+            sharing = np.any(share > 0, axis=0)
+            masked = sharing & ((np.minimum(coh_l, coh_b) < opts.spatial_min_coherence)
+                                | (np.abs(pan_b - pan_l) < opts.spatial_min_separation))
+            if np.any(masked):
+                m = (direct[:, masked] * share[:, masked] + r_back[:, masked]) / np.maximum(Y[:, masked], 1e-30)
+                back_frames[:, :, masked] = X[:, :, masked] * np.where(Y[:, masked] > 0, np.clip(m, 0.0, 1.0), 0.0)
+            owned = (np.arange(t0, t1) * grid.hop >= start) & (np.arange(t0, t1) * grid.hop < stop)
+            n_spatial += int(np.sum(sharing & ~masked & owned))
         else:
             back_frames = X * room.mask(Y, share, next_t0 - t0)[None]
         if presence is not None:  # the stem stays whole outside the backing's regions
@@ -780,6 +817,7 @@ def split_lead(
                   ("backing found by harmonic summation (no backing track given)" if e_back > 0 else
                    "no backing found by harmonic summation (no backing track given)")),
         regions=presence.regions if presence is not None else [],
+        spatial_seconds=n_spatial * hop_s,
     )
     return lead, backing, report
 
