@@ -41,21 +41,20 @@ Method, per STFT frame (46 ms Hann window, hop 1/4; :mod:`singvc.spectral`):
    before, the backing's after it stops), and only what is left (the direct sound) is shared by
    the combs. :func:`lead_residual` takes the lead's tail out as well, so crepe tracks the
    backing rather than the lead's past notes.
-6. **Stereo.** A stereo stem in a dry room (the room's wet level at most ``spatial_max_wet_db``,
-   -18 dB, or no room) is **unmixed by direction** (:func:`spatial_wiener`): each voice's pan is
-   measured per frame (the power-weighted mean pan ``(|R|²-|L|²) / (|L|²+|R|²)`` of the bins its
-   comb holds alone, over ±6 frames), its direct sound comes from that direction with the power the
-   combs give it, the tails are diffuse, and a multichannel Wiener filter takes the backing out
-   (never more of a bin than the stem holds). Frames where a voice's own bins are not coherent
-   between the channels (``spatial_min_coherence``: a double on both sides, a room) or where the
-   two voices' pans are close (``spatial_min_separation``) take the masks: there the model is
-   wrong or the unmixing ill-conditioned.
-   Where the harmonics of the two voices coincide, this unmixes them when they are panned apart
-   (benchmark, dry: +11.9 to +14.1 dB over the stem, against +8.6 to +10.7 with masks); in a wet
-   room the tails and early reflections blur the directions and it measured worse than the masks
-   (docs/backing.md), so there, and for mono stems, the masks stay, with the old stereo lean
-   (``stereo_weight`` > 0): a bin panned like the backing (the mean pan of its own bins in that
-   frame) leans to the backing and a centred one (``lead_pan``) to the lead.
+6. **Stereo.** A stereo stem is **unmixed by direction** (:func:`spatial_wiener`, ``spatial``)
+   where that model holds: each voice's pan is measured per frame (the power-weighted mean pan
+   ``(|R|²-|L|²) / (|L|²+|R|²)`` of the bins its comb holds alone, over ±6 frames), its direct
+   sound comes from that direction with the power the combs give it, the tails are diffuse, and a
+   multichannel Wiener filter takes the backing out (never more of a bin than the stem holds).
+   Where the harmonics of the two voices coincide, this unmixes them when they are panned apart,
+   which no mask can (benchmark, dry: +11.8 to +14.0 dB over the stem, against +8.6 to +10.7 with
+   masks). Frames where a voice's own bins are not coherent between the channels
+   (``spatial_min_coherence``: a double on both sides, or a room whose early reflections and tails
+   differ between the channels) or where the two voices' pans are close
+   (``spatial_min_separation``) take the masks: there the model is wrong or the unmixing
+   ill-conditioned. The masks (and mono stems) keep the stereo lean (``stereo_weight`` > 0): a
+   bin panned like the backing (the mean pan of its own bins in that frame) leans to the backing
+   and a centred one (``lead_pan``) to the lead.
 
 Blocks of :data:`SPLIT_BLOCK` samples are processed with the frames (plus the smoothing
 context) that touch them, on one global frame grid, so the result equals the whole-song result
@@ -130,9 +129,8 @@ class SplitOptions:
             sang in the last ``presence_history_seconds`` is another voice (:func:`backing_presence`).
         presence_gap_seconds, presence_margin_seconds: the backing track's voiced frames joined over
             gaps this long form the regions that such a run makes split, widened by the margin.
-        spatial_max_wet_db: a stereo stem whose room is at most this wet (dB of the late tail under
-            the direct sound; no room counts as dry) is unmixed by direction
-            (:func:`spatial_wiener`) instead of masked; ``-inf`` turns that off.
+        spatial: unmix a stereo stem by direction where the model holds (:func:`spatial_wiener`);
+            ``False``: masks only.
         spatial_min_coherence, spatial_min_separation: a frame is unmixed by direction only when
             each voice's own bins are this coherent between the channels (1 = one direction) and
             the two voices' pans are this far apart; other frames take the masks.
@@ -154,7 +152,7 @@ class SplitOptions:
     presence_min_run: float = 0.15
     presence_gap_seconds: float = 1.0
     presence_margin_seconds: float = 0.3
-    spatial_max_wet_db: float = -18.0
+    spatial: bool = True
     spatial_min_coherence: float = 0.9
     spatial_min_separation: float = 0.2
 
@@ -177,8 +175,6 @@ class SplitOptions:
             raise UserInputError(f"spatial_min_coherence must be within 0-1 (got {self.spatial_min_coherence})")
         if not 0.0 <= self.spatial_min_separation <= 2.0:
             raise UserInputError(f"spatial_min_separation must be within 0-2 (got {self.spatial_min_separation})")
-        if math.isnan(self.spatial_max_wet_db):
-            raise UserInputError("spatial_max_wet_db must be a number (-inf turns stereo unmixing off)")
 
 
 @dataclass
@@ -709,9 +705,7 @@ def split_lead(
         room_opts = _with_room(opts, audio, sample_rate)
     room = _RoomModel(room_opts, grid.hop / sample_rate, len(freqs))
     # a stereo stem in a dry room is unmixed by direction; in a wet one the tails blur directions
-    spatial = (channels == 2 and opts.spatial_max_wet_db > -math.inf
-               and (not room.on or room_opts.room_wet_db <= opts.spatial_max_wet_db))
-    stereo = stereo and not spatial
+    spatial = channels == 2 and opts.spatial
     if presence is not None and room.on:
         # a region's backing rings on after it: keep its tail (down 30 dB) with it
         tail = 0.5 * float(room_opts.room_rt60)
@@ -733,27 +727,30 @@ def split_lead(
         f_l, l_on = f_lead[ctx:len(f_lead) - ctx], lead_on[ctx:len(lead_on) - ctx]
         on = ev > 0
         share = np.zeros(X.shape[1:])  # the backing's share of each bin's direct sound
+        lean = share  # the same, leaning to each voice's side (the masks' stereo cue)
         if np.any(on):
             c_back = harmonic_comb(freqs, f_b[on], np.ones(int(on.sum()), bool), sigma0, opts.max_harmonic_hz)
             w_b = ev[on][None, :] * c_back
             w_l = c_lead[:, on]
+            share[:, on] = w_b / (w_b + w_l + opts.floor)
             if stereo:
                 p2 = np.abs(X[:, :, on]) ** 2
                 pan = (p2[1] - p2[0]) / np.maximum(p2[0] + p2[1], 1e-30)
                 sel = w_b * (1.0 - w_l) * (p2[0] + p2[1])
-                pan_b = np.sum(sel * pan, axis=0) / np.maximum(np.sum(sel, axis=0), 1e-30)
-                apart = np.clip((np.abs(pan_b - opts.lead_pan) - 0.1) / 0.2, 0.0, 1.0)[None, :]
+                pan_frame = np.sum(sel * pan, axis=0) / np.maximum(np.sum(sel, axis=0), 1e-30)
+                apart = np.clip((np.abs(pan_frame - opts.lead_pan) - 0.1) / 0.2, 0.0, 1.0)[None, :]
                 sig = 0.3
-                g_b = _gauss(pan - pan_b[None, :], np.full_like(pan, sig))
+                g_b = _gauss(pan - pan_frame[None, :], np.full_like(pan, sig))
                 g_l = _gauss(pan - opts.lead_pan, np.full_like(pan, sig))
                 a = opts.stereo_weight * apart
                 w_b = w_b * (g_b + 0.05) ** a
                 w_l = w_l * (g_l + 0.05) ** a
-            share[:, on] = w_b / (w_b + w_l + opts.floor)
+                lean = share.copy()
+                lean[:, on] = w_b / (w_b + w_l + opts.floor)
         next_t0 = grid.frames_touching(stop, stop + 1)[0] if stop < n else t1
         Y = np.mean(np.abs(X) ** 2, axis=0)
         if spatial:
-            r_lead, r_back = room.tails(Y, share, next_t0 - t0)
+            r_lead, r_back = room.tails(Y, lean, next_t0 - t0)
             direct = np.maximum(Y - r_lead - r_back, 0.0)
             back_frames = spatial_wiener(X, direct * (1.0 - share), direct * share, r_lead, r_back,
                                          pan_direction(pan_l), pan_direction(pan_b))
@@ -766,12 +763,12 @@ def split_lead(
             masked = sharing & ((np.minimum(coh_l, coh_b) < opts.spatial_min_coherence)
                                 | (np.abs(pan_b - pan_l) < opts.spatial_min_separation))
             if np.any(masked):
-                m = (direct[:, masked] * share[:, masked] + r_back[:, masked]) / np.maximum(Y[:, masked], 1e-30)
+                m = (direct[:, masked] * lean[:, masked] + r_back[:, masked]) / np.maximum(Y[:, masked], 1e-30)
                 back_frames[:, :, masked] = X[:, :, masked] * np.where(Y[:, masked] > 0, np.clip(m, 0.0, 1.0), 0.0)
             owned = (np.arange(t0, t1) * grid.hop >= start) & (np.arange(t0, t1) * grid.hop < stop)
             n_spatial += int(np.sum(sharing & ~masked & owned))
         else:
-            back_frames = X * room.mask(Y, share, next_t0 - t0)[None]
+            back_frames = X * room.mask(Y, lean, next_t0 - t0)[None]
         if presence is not None:  # the stem stays whole outside the backing's regions
             back_frames = back_frames * presence.gate(grid.times(t0, t1, sample_rate))[None, None, :]
         part = grid.overlap_add(back_frames, t0, start, stop).astype(np.float32)
