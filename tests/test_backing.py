@@ -358,3 +358,38 @@ def test_add_estimated_room_puts_back_what_was_estimated():
     assert not np.any(wet[:, : int(0.04 * rate)])  # nothing before the pre-delay
     level = 10 * math.log10(np.sum(wet[:, rate:] ** 2) / np.sum(x[:, rate:].astype(np.float64) ** 2))
     assert abs(level + 10.0) < 1.0
+
+
+def test_lead_residual_takes_out_a_longer_lead_tail_than_the_room_estimate():
+    """The pilot's RT60 is short of the truth: the residual models the lead's tail with twice the
+    estimate (RESIDUAL_TAIL_SCALE), so less of the lead's past notes is left for crepe while the
+    backing stays in the residual."""
+    notes = np.repeat([220.0, 262.0, 294.0, 330.0, 262.0, 247.0], int(0.5 * RATE))[: int(SECONDS * RATE)]
+    lead = harmonic_tone(notes, SECONDS, RATE, n_harmonics=20, level=0.3)
+    h = room_impulse(RATE, 1.0, -6.0, channels=2, predelay=0.0, seed=1)
+    h[:, 0] += 1.0
+    wet = lambda x: np.stack([fftconvolve(x[c], h[c])[: x.shape[1]] for c in range(2)]).astype(np.float32)
+    stem = wet(np.stack([lead, lead]))
+    harm = harmonic_tone(np.full(int(SECONDS * RATE), 392.0), SECONDS, RATE, n_harmonics=20, level=0.15)
+    harm[: int(1.0 * RATE)] = 0.0
+    harm[int(2.4 * RATE):] = 0.0
+    back = wet(np.stack([0.9 * harm, 0.44 * harm]))
+    track = track_of(notes)
+    short = SplitOptions(room_rt60=0.5, room_wet_db=-6.0)  # half the true RT60, as the pilot errs
+    energy_db = lambda x: 10.0 * math.log10(np.sum(np.asarray(x, np.float64) ** 2))
+    # the lead alone: what the residual leaves of it (its tail at past notes) is smaller
+    left_1 = energy_db(lead_residual(stem, RATE, track, short, tail_scale=1.0))
+    left_2 = energy_db(lead_residual(stem, RATE, track, short))
+    assert left_2 < left_1 - 1.0, (left_1, left_2)
+    # with a harmony: the residual is closer to it, and keeps its energy (within 1 dB)
+    mix = stem + back
+    res_1 = lead_residual(mix, RATE, track, short, tail_scale=1.0)
+    res_2 = lead_residual(mix, RATE, track, short)
+    assert si_sdr(res_2, back) > si_sdr(res_1, back) + 0.5
+    assert abs(energy_db(res_2) - energy_db(back)) < 1.0
+    # no room: nothing to scale
+    dry = SplitOptions(room_rt60=0.0)
+    np.testing.assert_array_equal(lead_residual(mix, RATE, track, dry, tail_scale=3.0),
+                                  lead_residual(mix, RATE, track, dry, tail_scale=1.0))
+    with pytest.raises(UserInputError):
+        lead_residual(mix, RATE, track, short, tail_scale=0.0)
