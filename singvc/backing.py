@@ -39,8 +39,10 @@ Method, per STFT frame (46 ms Hann window, hop 1/4; :mod:`singvc.spectral`):
    (:class:`_RoomModel`, RT60 and wet level from :func:`singvc.room.pilot_room` of the stem, or
    ``room_rt60``/``room_wet_db``): each part keeps its tail (the lead's at the notes it sang
    before, the backing's after it stops), and only what is left (the direct sound) is shared by
-   the combs. :func:`lead_residual` takes the lead's tail out as well, so crepe tracks the
-   backing rather than the lead's past notes.
+   the combs. :func:`lead_residual` takes the lead's tail out as well (modelled with twice the
+   pilot's RT60, :data:`RESIDUAL_TAIL_SCALE`), so crepe tracks the backing rather than the lead's
+   past notes; crepe reads the residual's loudest channel alone where the backing is panned
+   (:func:`tracking_channel`).
 6. **Stereo** (``stereo_weight`` > 0, two channels): each bin's pan position ``(|R|²-|L|²) /
    (|L|²+|R|²)`` is compared with the lead's (``lead_pan``, 0 = centre) and the backing's (the mean
    pan of its own bins in that frame); when the two are apart, a bin panned like the backing
@@ -100,6 +102,10 @@ SIGMA_BINS = 1.5
 #: Measured (docs/backing.md): x1 / 1.25 / 1.5 / 2 / 3 give a mean lead gain of 6.78 / 6.84 / 7.03 /
 #: 7.06 / 6.98 dB over the 9 in-room harmony mixtures.
 RESIDUAL_TAIL_SCALE = 2.0
+#: :func:`track_backing` gives crepe the residual's loudest channel alone when it holds this many dB
+#: more than the quietest (a backing panned away from the centred lead: the other channel holds
+#: less of it and as much of what is left of the lead); otherwise the channels' mean
+CHANNEL_PICK_DB = 2.0
 
 
 @dataclass
@@ -439,12 +445,17 @@ def track_backing(
     **track_kwargs,
 ) -> PitchTrack:
     """The pitch track of the strongest voice besides the lead: crepe (``model``, as for the
-    stem) on :func:`lead_residual` (``tail_scale`` passed on). Voiced where that voice is clearly
+    stem) on :func:`lead_residual` (``tail_scale`` passed on), on its loudest channel alone when
+    :func:`tracking_channel` picks one (else the channels' mean). Voiced where that voice is clearly
     periodic (monophonic); frames within ``options.exclude_semitones`` of the lead or its octaves
     are unvoiced (what is left of the lead itself). ``residual_out``: a buffer for the residual
     (e.g. a DiskAudio)."""
     opts = options or SplitOptions()
     residual = lead_residual(vocals, sample_rate, track, opts, out=residual_out, tail_scale=tail_scale)
+    channel = tracking_channel(residual)
+    if channel is not None:
+        residual = (_ChannelOf(residual, channel) if isinstance(residual, DiskAudio)
+                    else residual[channel:channel + 1])
     back = track_pitch(residual, sample_rate, model, voicing_high=voicing_high, voicing_low=voicing_low,
                        **track_kwargs)
     near = np.zeros(len(back), dtype=bool)
@@ -455,6 +466,40 @@ def track_backing(
             near |= (np.abs(cents - octave) < 100.0 * opts.exclude_semitones) & np.asarray(v_then, bool)
     back.voiced = back.voiced & ~near
     return back
+
+
+def tracking_channel(residual: "np.ndarray | DiskAudio", pick_db: float = CHANNEL_PICK_DB) -> int | None:
+    """The channel of ``residual`` (:func:`lead_residual`, ``[channels, samples]``) that crepe
+    should track the backing on: the loudest, when it holds at least ``pick_db`` dB more energy than
+    the quietest (a backing panned away from the lead); ``None`` (the channels' mean) otherwise and
+    for mono. Read block by block."""
+    channels, n = residual.shape
+    if channels < 2:
+        return None
+    energy = np.zeros(channels)
+    for start, stop in blocks(n):
+        energy += np.sum(np.square(residual[:, start:stop], dtype=np.float64), axis=1)
+    if energy.min() <= 0.0:
+        return int(np.argmax(energy)) if energy.max() > 0.0 else None
+    return int(np.argmax(energy)) if 10.0 * math.log10(energy.max() / energy.min()) >= pick_db else None
+
+
+class _ChannelOf(DiskAudio):
+    """One channel of a :class:`~singvc.audio.DiskAudio` as a read-only ``[1, samples]`` one
+    (read by time slice like its source; nothing is copied)."""
+
+    def __init__(self, audio: DiskAudio, channel: int) -> None:  # noqa: super().__init__ opens a file
+        self.path, self._source, self._channel, self._fd = audio.path, audio, int(channel), -1
+        self.shape = (1, audio.shape[1])
+
+    def __getitem__(self, key) -> np.ndarray:
+        rows, start, stop = self._ranges(key)
+        if len(rows) == 0:
+            return np.zeros((0, stop - start), dtype=self.dtype)
+        return self._source[self._channel:self._channel + 1, start:stop]
+
+    def __setitem__(self, key, value) -> None:
+        raise TypeError("a channel view of a DiskAudio is read-only")
 
 
 def _merge(spans: list) -> list:

@@ -10,7 +10,7 @@ from scipy.signal import fftconvolve
 from conftest import harmonic_tone, vibrato_f0
 from singvc.audio import DiskAudio
 from singvc.backing import (SplitOptions, backing_presence, describe_split, lead_residual, split_lead,
-                            track_backing)
+                            track_backing, tracking_channel)
 from singvc.errors import InvalidAudioError, UserInputError
 from singvc.pitch import PitchTrack
 from singvc.room import (add_room, convolve_stream, dereverb, estimate_room, pilot_rt60, room_impulse, schroeder_rt60,
@@ -393,3 +393,42 @@ def test_lead_residual_takes_out_a_longer_lead_tail_than_the_room_estimate():
                                   lead_residual(mix, RATE, track, dry, tail_scale=1.0))
     with pytest.raises(UserInputError):
         lead_residual(mix, RATE, track, short, tail_scale=0.0)
+
+
+def test_tracking_channel_picks_the_side_a_backing_is_panned_to(mixture, tmp_path):
+    lead, back, track = mixture  # the harmony is panned left (0.9 / 0.44)
+    stem = lead + back
+    residual = lead_residual(stem, RATE, track)
+    assert tracking_channel(residual) == 0
+    assert tracking_channel(residual[::-1]) == 1
+    # a centred backing, or a mono stem: the channels' mean
+    centred = lead + back.mean(axis=0, keepdims=True)
+    assert tracking_channel(lead_residual(centred, RATE, track)) is None
+    assert tracking_channel(residual[:1]) is None
+    # read from a DiskAudio the same, and crepe reads the picked channel through a view
+    disk = DiskAudio(tmp_path / "res.npy", shape=residual.shape)
+    disk[:, :] = residual
+    assert tracking_channel(disk) == 0
+    from singvc.backing import _ChannelOf
+    view = _ChannelOf(disk, 0)
+    assert view.shape == (1, residual.shape[1])
+    np.testing.assert_array_equal(view[:, 100:5000], residual[:1, 100:5000])
+    with pytest.raises(TypeError):
+        view[:, 0:10] = 0.0
+
+
+def test_track_backing_on_a_panned_backing_uses_its_channel(mixture, tiny_crepe, tmp_path):
+    """Mostly on the right, a harmony is tracked on the right channel of the residual: the same
+    track (to float rounding) as crepe on that channel alone, in memory and through a DiskAudio."""
+    lead, back, track = mixture
+    stem = lead + back[::-1]
+    bt = track_backing(stem, RATE, track, tiny_crepe)
+    out = DiskAudio(tmp_path / "residual.npy", shape=stem.shape)
+    bt_disk = track_backing(stem, RATE, track, tiny_crepe, residual_out=out)
+    np.testing.assert_array_equal(bt.voiced, bt_disk.voiced)
+    np.testing.assert_allclose(bt.f0, bt_disk.f0, rtol=1e-6)
+    from singvc.pitch import track_pitch
+    right = track_pitch(np.asarray(out)[1:], RATE, tiny_crepe, voicing_high=0.6, voicing_low=0.4)
+    np.testing.assert_allclose(bt.periodicity, right.periodicity, atol=1e-6)
+    on = (bt.times > 1.0) & (bt.times < 2.2)
+    assert np.mean(bt.voiced[on]) > 0.8
