@@ -39,9 +39,8 @@ Method, per STFT frame (46 ms Hann window, hop 1/4; :mod:`singvc.spectral`):
    (:class:`_RoomModel`, RT60 and wet level from :func:`singvc.room.pilot_room` of the stem, or
    ``room_rt60``/``room_wet_db``): each part keeps its tail (the lead's at the notes it sang
    before, the backing's after it stops), and only what is left (the direct sound) is shared by
-   the combs. :func:`lead_residual` takes the lead's tail out as well (modelled with twice the
-   pilot's RT60, :data:`RESIDUAL_TAIL_SCALE`), so crepe tracks the backing rather than the lead's
-   past notes; crepe reads the residual's loudest channel alone where the backing is panned
+   the combs. :func:`lead_residual` takes the lead's tail out as well, so crepe tracks the
+   backing rather than the lead's past notes; crepe reads the residual's loudest channel alone where the backing is panned
    (:func:`tracking_channel`).
 6. **Stereo** (``stereo_weight`` > 0, two channels): each bin's pan position ``(|R|²-|L|²) /
    (|L|²+|R|²)`` is compared with the lead's (``lead_pan``, 0 = centre) and the backing's (the mean
@@ -95,13 +94,12 @@ LOOKBACK_SECONDS = (0.0, 0.1, 0.2)
 SEARCH_BAND_HZ = (60.0, 5000.0)
 #: half-width of the combs' flat top, in STFT bins (the Hann main lobe spans ±2)
 SIGMA_BINS = 1.5
-#: :func:`lead_residual` models the lead's late reverberation with this many times the room's RT60:
-#: the pilot's estimate is short of the truth (0.56 / 0.74 / 1.37 s for rooms of 0.5 / 1 / 2 s), and a
-#: tail modelled too short leaves the lead's past notes in the residual for crepe to take for a
-#: second voice, while one too long costs the backing little (crepe needs only its direct sound).
-#: Measured (docs/backing.md): x1 / 1.25 / 1.5 / 2 / 3 give a mean lead gain of 6.78 / 6.84 / 7.03 /
-#: 7.06 / 6.98 dB over the 9 in-room harmony mixtures.
-RESIDUAL_TAIL_SCALE = 2.0
+#: :func:`lead_residual` models the lead's late reverberation with this many times the room's RT60
+#: (``tail_scale``). The pilot's estimate is short of the truth (0.56 / 0.74 / 1.37 s for rooms of
+#: 0.5 / 1 / 2 s), but a longer modelled tail is not the default: at 2x it raised the mean lead gain
+#: over the 9 in-room harmony mixtures (6.78 -> 7.06 dB) yet cost 1.2 dB on a centred backing singing
+#: another melody (RT60 1 s) and made a real solo vocal (``see_you_again_28s``) split (docs/backing.md).
+RESIDUAL_TAIL_SCALE = 1.0
 #: :func:`track_backing` gives crepe the residual's loudest channel alone when it holds this many dB
 #: more than the quietest (a backing panned away from the centred lead: the other channel holds
 #: less of it and as much of what is left of the lead); otherwise the channels' mean
@@ -396,7 +394,7 @@ def lead_residual(
 ) -> "np.ndarray | DiskAudio":
     """What of ``vocals`` is not on the lead's harmonics: the stem with the lead comb (see the
     module docstring) taken out of every frame where ``track`` is voiced, and the lead's late
-    reverberation (the room model, its RT60 times ``tail_scale``: :data:`RESIDUAL_TAIL_SCALE`).
+    reverberation (the room model, its RT60 times ``tail_scale``, :data:`RESIDUAL_TAIL_SCALE`).
     float32 ``[channels, samples]`` (``out`` when given). Tracking its pitch
     (:func:`track_backing`) finds the backing."""
     opts = options or SplitOptions()

@@ -360,10 +360,9 @@ def test_add_estimated_room_puts_back_what_was_estimated():
     assert abs(level + 10.0) < 1.0
 
 
-def test_lead_residual_takes_out_a_longer_lead_tail_than_the_room_estimate():
-    """The pilot's RT60 is short of the truth: the residual models the lead's tail with twice the
-    estimate (RESIDUAL_TAIL_SCALE), so less of the lead's past notes is left for crepe while the
-    backing stays in the residual."""
+def test_lead_residual_tail_scale_takes_out_a_longer_lead_tail():
+    """With an RT60 short of the truth (as the pilot's), ``tail_scale=2`` models the lead's tail
+    twice as long: less of the lead's past notes is left for crepe, the backing stays."""
     notes = np.repeat([220.0, 262.0, 294.0, 330.0, 262.0, 247.0], int(0.5 * RATE))[: int(SECONDS * RATE)]
     lead = harmonic_tone(notes, SECONDS, RATE, n_harmonics=20, level=0.3)
     h = room_impulse(RATE, 1.0, -6.0, channels=2, predelay=0.0, seed=1)
@@ -379,14 +378,15 @@ def test_lead_residual_takes_out_a_longer_lead_tail_than_the_room_estimate():
     energy_db = lambda x: 10.0 * math.log10(np.sum(np.asarray(x, np.float64) ** 2))
     # the lead alone: what the residual leaves of it (its tail at past notes) is smaller
     left_1 = energy_db(lead_residual(stem, RATE, track, short, tail_scale=1.0))
-    left_2 = energy_db(lead_residual(stem, RATE, track, short))
+    left_2 = energy_db(lead_residual(stem, RATE, track, short, tail_scale=2.0))
     assert left_2 < left_1 - 1.0, (left_1, left_2)
     # with a harmony: the residual is closer to it, and keeps its energy (within 1 dB)
     mix = stem + back
     res_1 = lead_residual(mix, RATE, track, short, tail_scale=1.0)
-    res_2 = lead_residual(mix, RATE, track, short)
+    res_2 = lead_residual(mix, RATE, track, short, tail_scale=2.0)
     assert si_sdr(res_2, back) > si_sdr(res_1, back) + 0.5
     assert abs(energy_db(res_2) - energy_db(back)) < 1.0
+    np.testing.assert_array_equal(lead_residual(mix, RATE, track, short), res_1)  # the default is 1
     # no room: nothing to scale
     dry = SplitOptions(room_rt60=0.0)
     np.testing.assert_array_equal(lead_residual(mix, RATE, track, dry, tail_scale=3.0),
