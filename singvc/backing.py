@@ -486,7 +486,7 @@ class _ChannelOf(DiskAudio):
     """One channel of a :class:`~singvc.audio.DiskAudio` as a read-only ``[1, samples]`` one
     (read by time slice like its source; nothing is copied)."""
 
-    def __init__(self, audio: DiskAudio, channel: int) -> None:  # noqa: super().__init__ opens a file
+    def __init__(self, audio: DiskAudio, channel: int) -> None:  # no super().__init__: it opens a file
         self.path, self._source, self._channel, self._fd = audio.path, audio, int(channel), -1
         self.shape = (1, audio.shape[1])
 
