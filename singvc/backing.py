@@ -410,9 +410,13 @@ class _RoomModel:
         if not self.on:
             return share
         r_lead, r_back = self.tails(Y, share, advance)
-        direct = np.maximum(Y - r_lead - r_back, 0.0)
-        m = (direct * share + r_back) / np.maximum(Y, 1e-30)
-        return np.where(Y > 0, np.clip(m, 0.0, 1.0), 0.0)
+        return _backing_mask(Y, np.maximum(Y - r_lead - r_back, 0.0), share, r_back)
+
+
+def _backing_mask(Y: np.ndarray, direct: np.ndarray, share: np.ndarray, back_tail: np.ndarray) -> np.ndarray:
+    """The backing's mask: its share of the direct sound plus its tail, over the bin's energy ``Y``."""
+    m = (direct * share + back_tail) / np.maximum(Y, 1e-30)
+    return np.where(Y > 0, np.clip(m, 0.0, 1.0), 0.0)
 
 
 def _voice_pans(X: np.ndarray, c_lead: np.ndarray, f_back: np.ndarray, evidence: np.ndarray, freqs: np.ndarray,
@@ -822,8 +826,8 @@ def split_lead(
             masked = sharing & ((np.minimum(coh_l, coh_b) < opts.spatial_min_coherence)
                                 | (np.abs(pan_b - pan_l) < opts.spatial_min_separation))
             if np.any(masked):
-                m = (direct[:, masked] * lean[:, masked] + r_back[:, masked]) / np.maximum(Y[:, masked], 1e-30)
-                back_frames[:, :, masked] = X[:, :, masked] * np.where(Y[:, masked] > 0, np.clip(m, 0.0, 1.0), 0.0)
+                back_frames[:, :, masked] = X[:, :, masked] * _backing_mask(
+                    Y[:, masked], direct[:, masked], lean[:, masked], r_back[:, masked])
             owned = (np.arange(t0, t1) * grid.hop >= start) & (np.arange(t0, t1) * grid.hop < stop)
             n_spatial += int(np.sum(sharing & ~masked & owned))
         else:
