@@ -40,8 +40,7 @@ Method, per STFT frame (46 ms Hann window, hop 1/4; :mod:`singvc.spectral`):
    ``room_rt60``/``room_wet_db``): each part keeps its tail (the lead's at the notes it sang
    before, the backing's after it stops), and only what is left (the direct sound) is shared by
    the combs. :func:`lead_residual` takes the lead's tail out as well, so crepe tracks the
-   backing rather than the lead's past notes; crepe reads the residual's loudest channel alone where
-   the backing is panned (:func:`tracking_channel`).
+   backing rather than the lead's past notes.
 6. **Stereo.** A stereo stem is **unmixed by direction** (:func:`spatial_wiener`, ``spatial``)
    where that model holds: each voice's pan is measured per frame (the power-weighted mean pan
    ``(|R|²-|L|²) / (|L|²+|R|²)`` of the bins its comb holds alone, over ±6 frames), its direct
@@ -86,7 +85,7 @@ from .pitch import PitchTrack, track_pitch
 from .spectral import FrameGrid, fft_size_for
 
 #: the version of the split (part of its cache key: bump it when the split's output changes)
-SPLIT_VERSION = 4
+SPLIT_VERSION = 5
 
 #: smoothed evidence under this is taken as none (so faint doubt never touches the lead)
 EVIDENCE_DEAD_ZONE = 0.1
@@ -104,16 +103,6 @@ LOOKBACK_SECONDS = (0.0, 0.1, 0.2)
 SEARCH_BAND_HZ = (60.0, 5000.0)
 #: half-width of the combs' flat top, in STFT bins (the Hann main lobe spans ±2)
 SIGMA_BINS = 1.5
-#: :func:`lead_residual` models the lead's late reverberation with this many times the room's RT60
-#: (``tail_scale``). The pilot's estimate is short of the truth (0.56 / 0.74 / 1.37 s for rooms of
-#: 0.5 / 1 / 2 s), but a longer modelled tail is not the default: at 2x it raised the mean lead gain
-#: over the 9 in-room harmony mixtures (6.78 -> 7.06 dB) yet cost 1.2 dB on a centred backing singing
-#: another melody (RT60 1 s) and made a real solo vocal (``see_you_again_28s``) split (docs/backing.md).
-RESIDUAL_TAIL_SCALE = 1.0
-#: :func:`track_backing` gives crepe the residual's loudest channel alone when it holds this many dB
-#: more than the quietest (a backing panned away from the centred lead: the other channel holds
-#: less of it and as much of what is left of the lead); otherwise the channels' mean
-CHANNEL_PICK_DB = 2.0
 
 
 @dataclass
@@ -492,13 +481,10 @@ def lead_residual(
     options: SplitOptions | None = None,
     out: "np.ndarray | DiskAudio | None" = None,
     block: int | None = None,
-    tail_scale: float = RESIDUAL_TAIL_SCALE,
 ) -> "np.ndarray | DiskAudio":
     """What of ``vocals`` is not on the lead's harmonics: the stem with the lead comb (see the
-    module docstring) taken out of every frame where ``track`` is voiced, and the lead's late
-    reverberation (the room model, its RT60 times ``tail_scale``, :data:`RESIDUAL_TAIL_SCALE`).
-    float32 ``[channels, samples]`` (``out`` when given). Tracking its pitch
-    (:func:`track_backing`) finds the backing."""
+    module docstring) taken out of every frame where ``track`` is voiced. float32 ``[channels,
+    samples]`` (``out`` when given). Tracking its pitch (:func:`track_backing`) finds the backing."""
     opts = options or SplitOptions()
     opts.check()
     audio = as_audio(vocals, "vocals")
@@ -507,11 +493,7 @@ def lead_residual(
     result = out if out is not None else new_like(audio)
     grid = FrameGrid(fft_size_for(sample_rate), n)
     freqs = grid.freqs(sample_rate)
-    if not 0.5 <= tail_scale <= 4.0:
-        raise UserInputError(f"tail_scale must be within 0.5-4 (got {tail_scale})")
-    room_opts = _with_room(opts, audio, sample_rate)
-    room_opts = replace(room_opts, room_rt60=float(room_opts.room_rt60) * tail_scale)
-    room = _RoomModel(room_opts, grid.hop / sample_rate, len(freqs))
+    room = _RoomModel(_with_room(opts, audio, sample_rate), grid.hop / sample_rate, len(freqs))
     for start, stop in blocks(n, block or SPLIT_BLOCK):
         t0, t1 = grid.frames_touching(start, stop)
         X = grid.analyse(audio, t0, t1)
@@ -541,21 +523,14 @@ def track_backing(
     residual_out: "np.ndarray | DiskAudio | None" = None,
     voicing_high: float = 0.6,
     voicing_low: float = 0.4,
-    tail_scale: float = RESIDUAL_TAIL_SCALE,
     **track_kwargs,
 ) -> PitchTrack:
     """The pitch track of the strongest voice besides the lead: crepe (``model``, as for the
-    stem) on :func:`lead_residual` (``tail_scale`` passed on), on its loudest channel alone when
-    :func:`tracking_channel` picks one (else the channels' mean). Voiced where that voice is clearly
-    periodic (monophonic); frames within ``options.exclude_semitones`` of the lead or its octaves
-    are unvoiced (what is left of the lead itself). ``residual_out``: a buffer for the residual
-    (e.g. a DiskAudio)."""
+    stem) on :func:`lead_residual`. Voiced where that voice is clearly periodic (monophonic);
+    frames within ``options.exclude_semitones`` of the lead or its octaves are unvoiced (what is
+    left of the lead itself). ``residual_out``: a buffer for the residual (e.g. a DiskAudio)."""
     opts = options or SplitOptions()
-    residual = lead_residual(vocals, sample_rate, track, opts, out=residual_out, tail_scale=tail_scale)
-    channel = tracking_channel(residual)
-    if channel is not None:
-        residual = (_ChannelOf(residual, channel) if isinstance(residual, DiskAudio)
-                    else residual[channel:channel + 1])
+    residual = lead_residual(vocals, sample_rate, track, opts, out=residual_out)
     back = track_pitch(residual, sample_rate, model, voicing_high=voicing_high, voicing_low=voicing_low,
                        **track_kwargs)
     near = np.zeros(len(back), dtype=bool)
@@ -566,40 +541,6 @@ def track_backing(
             near |= (np.abs(cents - octave) < 100.0 * opts.exclude_semitones) & np.asarray(v_then, bool)
     back.voiced = back.voiced & ~near
     return back
-
-
-def tracking_channel(residual: "np.ndarray | DiskAudio", pick_db: float = CHANNEL_PICK_DB) -> int | None:
-    """The channel of ``residual`` (:func:`lead_residual`, ``[channels, samples]``) that crepe
-    should track the backing on: the loudest, when it holds at least ``pick_db`` dB more energy than
-    the quietest (a backing panned away from the lead); ``None`` (the channels' mean) otherwise and
-    for mono. Read block by block."""
-    channels, n = residual.shape
-    if channels < 2:
-        return None
-    energy = np.zeros(channels)
-    for start, stop in blocks(n):
-        energy += np.sum(np.square(residual[:, start:stop], dtype=np.float64), axis=1)
-    if energy.min() <= 0.0:
-        return int(np.argmax(energy)) if energy.max() > 0.0 else None
-    return int(np.argmax(energy)) if 10.0 * math.log10(energy.max() / energy.min()) >= pick_db else None
-
-
-class _ChannelOf(DiskAudio):
-    """One channel of a :class:`~singvc.audio.DiskAudio` as a read-only ``[1, samples]`` one
-    (read by time slice like its source; nothing is copied)."""
-
-    def __init__(self, audio: DiskAudio, channel: int) -> None:  # no super().__init__: it opens a file
-        self.path, self._source, self._channel, self._fd = audio.path, audio, int(channel), -1
-        self.shape = (1, audio.shape[1])
-
-    def __getitem__(self, key) -> np.ndarray:
-        rows, start, stop = self._ranges(key)
-        if len(rows) == 0:
-            return np.zeros((0, stop - start), dtype=self.dtype)
-        return self._source[self._channel:self._channel + 1, start:stop]
-
-    def __setitem__(self, key, value) -> None:
-        raise TypeError("a channel view of a DiskAudio is read-only")
 
 
 def _merge(spans: list) -> list:

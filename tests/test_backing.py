@@ -11,7 +11,7 @@ from scipy.signal import fftconvolve
 from conftest import harmonic_tone, vibrato_f0
 from singvc.audio import DiskAudio
 from singvc.backing import (SplitOptions, backing_presence, describe_split, lead_residual, pan_direction,
-                            spatial_wiener, split_lead, track_backing, tracking_channel)
+                            spatial_wiener, split_lead, track_backing)
 from singvc.errors import InvalidAudioError, UserInputError
 from singvc.pitch import PitchTrack
 from singvc.room import (add_room, convolve_stream, dereverb, estimate_room, pilot_rt60, room_impulse, schroeder_rt60,
@@ -456,77 +456,3 @@ def test_a_backing_not_from_one_direction_takes_the_masks():
         assert rep.spatial_seconds < 0.1
         assert si_sdr(lead_s, lead2) > si_sdr(lead_m, lead2) - 0.5
         assert si_sdr(lead_s, lead2) > si_sdr(stem, lead2) + 6.0
-
-
-def test_lead_residual_tail_scale_takes_out_a_longer_lead_tail():
-    """With an RT60 short of the truth (as the pilot's), ``tail_scale=2`` models the lead's tail
-    twice as long: less of the lead's past notes is left for crepe, the backing stays."""
-    notes = np.repeat([220.0, 262.0, 294.0, 330.0, 262.0, 247.0], int(0.5 * RATE))[: int(SECONDS * RATE)]
-    lead = harmonic_tone(notes, SECONDS, RATE, n_harmonics=20, level=0.3)
-    h = room_impulse(RATE, 1.0, -6.0, channels=2, predelay=0.0, seed=1)
-    h[:, 0] += 1.0
-    wet = lambda x: np.stack([fftconvolve(x[c], h[c])[: x.shape[1]] for c in range(2)]).astype(np.float32)
-    stem = wet(np.stack([lead, lead]))
-    harm = harmonic_tone(np.full(int(SECONDS * RATE), 392.0), SECONDS, RATE, n_harmonics=20, level=0.15)
-    harm[: int(1.0 * RATE)] = 0.0
-    harm[int(2.4 * RATE):] = 0.0
-    back = wet(np.stack([0.9 * harm, 0.44 * harm]))
-    track = track_of(notes)
-    short = SplitOptions(room_rt60=0.5, room_wet_db=-6.0)  # half the true RT60, as the pilot errs
-    energy_db = lambda x: 10.0 * math.log10(np.sum(np.asarray(x, np.float64) ** 2))
-    # the lead alone: what the residual leaves of it (its tail at past notes) is smaller
-    left_1 = energy_db(lead_residual(stem, RATE, track, short, tail_scale=1.0))
-    left_2 = energy_db(lead_residual(stem, RATE, track, short, tail_scale=2.0))
-    assert left_2 < left_1 - 1.0, (left_1, left_2)
-    # with a harmony: the residual is closer to it, and keeps its energy (within 1 dB)
-    mix = stem + back
-    res_1 = lead_residual(mix, RATE, track, short, tail_scale=1.0)
-    res_2 = lead_residual(mix, RATE, track, short, tail_scale=2.0)
-    assert si_sdr(res_2, back) > si_sdr(res_1, back) + 0.5
-    assert abs(energy_db(res_2) - energy_db(back)) < 1.0
-    np.testing.assert_array_equal(lead_residual(mix, RATE, track, short), res_1)  # the default is 1
-    # no room: nothing to scale
-    dry = SplitOptions(room_rt60=0.0)
-    np.testing.assert_array_equal(lead_residual(mix, RATE, track, dry, tail_scale=3.0),
-                                  lead_residual(mix, RATE, track, dry, tail_scale=1.0))
-    with pytest.raises(UserInputError):
-        lead_residual(mix, RATE, track, short, tail_scale=0.0)
-
-
-def test_tracking_channel_picks_the_side_a_backing_is_panned_to(mixture, tmp_path):
-    lead, back, track = mixture  # the harmony is panned left (0.9 / 0.44)
-    stem = lead + back
-    residual = lead_residual(stem, RATE, track)
-    assert tracking_channel(residual) == 0
-    assert tracking_channel(residual[::-1]) == 1
-    # a centred backing, or a mono stem: the channels' mean
-    centred = lead + back.mean(axis=0, keepdims=True)
-    assert tracking_channel(lead_residual(centred, RATE, track)) is None
-    assert tracking_channel(residual[:1]) is None
-    # read from a DiskAudio the same, and crepe reads the picked channel through a view
-    disk = DiskAudio(tmp_path / "res.npy", shape=residual.shape)
-    disk[:, :] = residual
-    assert tracking_channel(disk) == 0
-    from singvc.backing import _ChannelOf
-    view = _ChannelOf(disk, 0)
-    assert view.shape == (1, residual.shape[1])
-    np.testing.assert_array_equal(view[:, 100:5000], residual[:1, 100:5000])
-    with pytest.raises(TypeError):
-        view[:, 0:10] = 0.0
-
-
-def test_track_backing_on_a_panned_backing_uses_its_channel(mixture, tiny_crepe, tmp_path):
-    """Mostly on the right, a harmony is tracked on the right channel of the residual: the same
-    track (to float rounding) as crepe on that channel alone, in memory and through a DiskAudio."""
-    lead, back, track = mixture
-    stem = lead + back[::-1]
-    bt = track_backing(stem, RATE, track, tiny_crepe)
-    out = DiskAudio(tmp_path / "residual.npy", shape=stem.shape)
-    bt_disk = track_backing(stem, RATE, track, tiny_crepe, residual_out=out)
-    np.testing.assert_array_equal(bt.voiced, bt_disk.voiced)
-    np.testing.assert_allclose(bt.f0, bt_disk.f0, rtol=1e-6)
-    from singvc.pitch import track_pitch
-    right = track_pitch(np.asarray(out)[1:], RATE, tiny_crepe, voicing_high=0.6, voicing_low=0.4)
-    np.testing.assert_allclose(bt.periodicity, right.periodicity, atol=1e-6)
-    on = (bt.times > 1.0) & (bt.times < 2.2)
-    assert np.mean(bt.voiced[on]) > 0.8
