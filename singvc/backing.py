@@ -409,12 +409,13 @@ def _backing_mask(Y: np.ndarray, direct: np.ndarray, share: np.ndarray, back_tai
 
 
 def _voice_pans(X: np.ndarray, c_lead: np.ndarray, f_back: np.ndarray, evidence: np.ndarray, freqs: np.ndarray,
-                sigma0: float, opts: SplitOptions, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pan positions of the lead and of the backing per frame, and how coherent each voice's bins
-    are between the channels, for the frames of ``X`` ``[2, bins, T]`` less ``k`` at each end:
-    the power-weighted mean pan of the bins each voice's comb holds and the other's does not, over
-    the frame and ``k`` frames either side (the lead's falls back to ``lead_pan`` where it holds
-    none), and ``|Σ L·R*| / sqrt(Σ|L|²·Σ|R|²)`` over the same bins (1: from one direction;
+                sigma0: float, opts: SplitOptions, k: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(lead pan, backing pan, lead coherence, backing coherence)`` per frame, for the frames of
+    ``X`` ``[2, bins, T]`` less ``k`` at each end: the power-weighted mean pan of the bins each
+    voice's comb holds and the other's does not, over the frame and ``k`` frames either side
+    (``lead_pan`` where a voice holds none, so a backing without bins is not apart from the lead),
+    and ``|Σ L·R*| / sqrt(Σ|L|²·Σ|R|²)`` over the same bins (1: from one direction;
     lower for a voice spread over the two sides, a double, or a room)."""
     p2 = np.abs(X) ** 2
     power = p2[0] + p2[1]
@@ -708,7 +709,7 @@ def split_lead(
     if presence is None or presence.regions:  # nothing to split: no need for the room
         room_opts = _with_room(opts, audio, sample_rate)
     room = _RoomModel(room_opts, grid.hop / sample_rate, len(freqs))
-    # a stereo stem in a dry room is unmixed by direction; in a wet one the tails blur directions
+    # a stereo stem is unmixed by direction in the frames where that model holds (see below)
     spatial = channels == 2 and opts.spatial
     if presence is not None and room.on:
         # a region's backing rings on after it: keep its tail (down 30 dB) with it
@@ -753,6 +754,7 @@ def split_lead(
                 lean[:, on] = w_b / (w_b + w_l + opts.floor)
         next_t0 = grid.frames_touching(stop, stop + 1)[0] if stop < n else t1
         Y = np.mean(np.abs(X) ** 2, axis=0)
+        unmixed = np.zeros(X.shape[2], dtype=bool)  # frames with backing unmixed by direction
         if spatial:
             r_lead, r_back = room.tails(Y, lean, next_t0 - t0)
             direct = np.maximum(Y - r_lead - r_back, 0.0)
@@ -769,8 +771,7 @@ def split_lead(
             if np.any(masked):
                 back_frames[:, :, masked] = X[:, :, masked] * _backing_mask(
                     Y[:, masked], direct[:, masked], lean[:, masked], r_back[:, masked])
-            owned = (np.arange(t0, t1) * grid.hop >= start) & (np.arange(t0, t1) * grid.hop < stop)
-            n_spatial += int(np.sum(sharing & ~masked & owned))
+            unmixed = sharing & ~masked
         else:
             back_frames = X * room.mask(Y, lean, next_t0 - t0)[None]
         if presence is not None:  # the stem stays whole outside the backing's regions
@@ -785,9 +786,10 @@ def split_lead(
         # frames this block owns for the report: centres within [start, stop)
         centres = np.arange(t0, t1) * grid.hop
         own = (centres >= start) & (centres < stop)
-        level = np.mean(np.abs(X) ** 2, axis=(0, 1))
+        level = np.mean(Y, axis=0)
         sound = level > np.max(level) * 1e-6 if level.size and np.max(level) > 0 else np.zeros(len(level), bool)
         n_sound += int(np.sum(sound & own))
+        n_spatial += int(np.sum(unmixed & own))
         held = (ev > 0.5) & own
         n_back += int(np.sum(held))
         both = held & l_on
