@@ -25,7 +25,9 @@ voice profile, run on the stem (unsplit) and on the split lead, the output track
 compared with the dry lead's track (contour error, voicing agreement; :mod:`singvc.evaluate`), and
 the vocal the listener gets (unsplit: the converted stem; split: the converted lead plus the
 backing kept) scored against the ideal (the true lead converted the same way, the true backing
-under it).
+under it). Two references on the harmony mixtures, to read the split's gain against: the split
+given the backing's true pitch instead of crepe's track (what tracking costs), and an ideal ratio
+mask on the split's STFT from the truths (the ceiling of a mask at that resolution).
 
 Writes ``docs/backing-benchmark.json`` and ``docs/backing-benchmark.md``.
 
@@ -52,8 +54,9 @@ from singvc import evaluate as ev  # noqa: E402
 from singvc.audio import load_audio, resample  # noqa: E402
 from singvc.backing import split_lead, track_backing  # noqa: E402
 from singvc.converters import get_converter  # noqa: E402
-from singvc.pitch import load_pitch_model, track_pitch  # noqa: E402
+from singvc.pitch import PitchTrack, load_pitch_model, track_pitch  # noqa: E402
 from singvc.room import dereverb, schroeder_rt60  # noqa: E402
+from singvc.spectral import FrameGrid, fft_size_for  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_convert import machine  # noqa: E402
@@ -123,6 +126,30 @@ def build_backing(lead_mono: np.ndarray, sample_rate: int, track, semitones: flo
     gain = 10.0 ** (level_db / 20.0) * math.sqrt(np.mean(lead_mono[on] ** 2) / max(np.mean(part[on] ** 2), 1e-20))
     theta = (pan + 1.0) * math.pi / 4.0  # constant-power pan
     return (gain * np.stack([math.cos(theta) * part, math.sin(theta) * part]) * math.sqrt(2.0)).astype(np.float32)
+
+
+def true_backing_track(truth_track: PitchTrack, semitones: float, offset_ms: float, section: float) -> PitchTrack:
+    """The backing's own pitch as :func:`build_backing` makes it: the dry lead's track ``offset_ms``
+    later, ``semitones`` up, voiced in the sections where the backing sings (a reference for what a
+    perfect backing tracker would give the split)."""
+    times = np.asarray(truth_track.times)
+    f0, voiced = truth_track.f0_at(times - offset_ms / 1000.0)
+    sings = (times // section).astype(int) % 2 == 1
+    return PitchTrack(times=times, f0=f0 * 2.0 ** (semitones / 12.0), periodicity=np.ones(len(times), np.float32),
+                      voiced=np.asarray(voiced, bool) & sings & (times >= offset_ms / 1000.0), hop=truth_track.hop,
+                      model="truth")
+
+
+def ideal_mask_lead(stem: np.ndarray, lead_t: np.ndarray, back_t: np.ndarray, sample_rate: int) -> np.ndarray:
+    """The lead an ideal ratio mask gives on the split's own STFT (window and hop), one mask for both
+    channels, ``|L|² / (|L|² + |B|²)`` summed over the channels from the truths: the ceiling of any
+    such mask, for reading the split's figures against."""
+    n = stem.shape[1]
+    grid = FrameGrid(fft_size_for(sample_rate), n)
+    X, L, B = (grid.analyse(a, grid.first, grid.last) for a in (stem, lead_t, back_t))
+    pl, pb = np.sum(np.abs(L) ** 2, axis=0), np.sum(np.abs(B) ** 2, axis=0)
+    mask = np.where(pl + pb > 0, pl / np.maximum(pl + pb, 1e-30), 1.0)
+    return grid.overlap_add(X * mask[None], grid.first, 0, n).astype(np.float32)
 
 
 def contour_and_voicing(model, truth_track, out, rate, semitones):
@@ -213,6 +240,12 @@ def main() -> None:
             lead_e, back_e, rep = split_lead(stem, sr, track, backing_track=back_track)
             split_s = time.perf_counter() - t0
             lead_s, back_s, rep_s = split_lead(stem, sr, track)  # without the backing's own crepe track
+            references = {}
+            if back_dry is not None:
+                lead_p, _, _ = split_lead(stem, sr, track, backing_track=true_backing_track(
+                    truth_track, semis, args.offset, args.section))
+                references = {"true_pitch_split_lead_sisdr": r2(si_sdr(lead_p, lead_t)),
+                              "ideal_mask_lead_sisdr": r2(si_sdr(ideal_mask_lead(stem, lead_t, back_t, sr), lead_t))}
             row = {"backing": bname, "room": rname, "rt60_measured": rt_measured,
                    "unsplit_lead_sisdr": r2(si_sdr(stem, lead_t)),
                    "split_lead_sisdr": r2(si_sdr(lead_e, lead_t)),
@@ -225,7 +258,7 @@ def main() -> None:
                    if back_dry is not None else None,
                    "backing_share": r2(rep.backing_share), "interval_semitones": r2(rep.interval_semitones),
                    "decision": rep.decision, "regions": rep.as_dict()["regions"],
-                   "split_seconds_per_minute": round(split_s / (stem.shape[1] / sr) * 60.0, 2)}
+                   "split_seconds_per_minute": round(split_s / (stem.shape[1] / sr) * 60.0, 2), **references}
             if h is not None and not args.no_dereverb:
                 t0 = time.perf_counter()
                 lead_d, est = dereverb(lead_e, sr)
@@ -296,6 +329,18 @@ def write_report(rows, args, out: Path, meta: dict | None = None) -> None:
                      f"| {_f(gain)} | {_f(r['split_backing_sisdr'])} | {_f(r['backing_found_db'])} / "
                      f"{_f(r['backing_true_db'])} | {_f(r['search_split_lead_sisdr'])} / "
                      f"{_f(r['search_split_backing_sisdr'])} | {r['split_seconds_per_minute']:.0f} |")
+    ref = [r for r in rows if r.get("ideal_mask_lead_sisdr") is not None]
+    if ref:
+        lines += ["", "The lead's gain over the stem (dB) against two references: the split given the backing's true "
+                  "pitch (the dry lead's track, delayed and shifted as the backing was made, voiced where it sings) "
+                  "instead of crepe's backing track, and an ideal ratio mask on the split's STFT (one mask for both "
+                  "channels, from the truths; the unmixing by direction can beat it where the two voices share a "
+                  "bin):", "",
+                  "| backing | room | split | split, true backing pitch | ideal mask |", "| --- | --- | --- | --- | --- |"]
+        for r in ref:
+            u = _num(r["unsplit_lead_sisdr"])
+            lines.append(f"| {r['backing']} | {r['room']} | {_f(_num(r['split_lead_sisdr']) - u)} "
+                         f"| {_f(_num(r['true_pitch_split_lead_sisdr']) - u)} | {_f(_num(r['ideal_mask_lead_sisdr']) - u)} |")
     der = [r for r in rows if "dereverbed_split_lead_vs_dry_sisdr" in r]
     if der:
         lines += ["", "Dereverberation (WPE) against the dry lead:", "",

@@ -456,3 +456,31 @@ def test_a_backing_not_from_one_direction_takes_the_masks():
         assert rep.spatial_seconds < 0.1
         assert si_sdr(lead_s, lead2) > si_sdr(lead_m, lead2) - 0.5
         assert si_sdr(lead_s, lead2) > si_sdr(stem, lead2) + 6.0
+
+
+def test_benchmark_references():
+    """The two references bench_backing reports beside the split: the ideal mask gives the stem back
+    where there is no backing and nothing of a part that is all backing, and beats the unsplit stem
+    on a two-voice mixture; the backing's true track is the lead's, later and shifted, voiced only
+    in the sections where the backing sings."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from bench_backing import ideal_mask_lead, true_backing_track
+
+    n = int(RATE * SECONDS)
+    lead = np.stack([harmonic_tone(220.0, SECONDS, RATE)] * 2).astype(np.float32)
+    back = 0.5 * np.stack([harmonic_tone(330.0, SECONDS, RATE)] * 2).astype(np.float32)
+    alone = ideal_mask_lead(lead, lead, np.zeros_like(lead), RATE)
+    assert np.max(np.abs(alone - lead)) < 1e-4
+    assert np.max(np.abs(ideal_mask_lead(back, np.zeros_like(back), back, RATE))) < 1e-6
+    stem = lead + back
+    assert si_sdr(ideal_mask_lead(stem, lead, back, RATE), lead) > si_sdr(stem, lead) + 10.0
+
+    truth = track_of(np.full(n, 220.0))
+    bt = true_backing_track(truth, 7.0, 60.0, 1.0)
+    times = np.asarray(bt.times)
+    assert np.allclose(bt.f0[times > 0.1], 220.0 * 2 ** (7 / 12))
+    assert not np.any(bt.voiced[times < 1.0]) and np.all(bt.voiced[(times >= 1.0) & (times < 2.0)])
+    assert not np.any(bt.voiced[(times >= 2.0) & (times < 3.0)])
