@@ -418,18 +418,16 @@ def _voice_pans(X: np.ndarray, c_lead: np.ndarray, f_back: np.ndarray, evidence:
     and ``|Σ L·R*| / sqrt(Σ|L|²·Σ|R|²)`` over the same bins (1: from one direction;
     lower for a voice spread over the two sides, a double, or a room)."""
     p2 = np.abs(X) ** 2
-    power = p2[0] + p2[1]
-    pan = (p2[1] - p2[0]) / np.maximum(power, 1e-30)
     cross = X[0] * np.conj(X[1])
     c_back = harmonic_comb(freqs, f_back, evidence > 0, sigma0, opts.max_harmonic_hz) * evidence[None, :]
     pans, coherence = [], []
     for mine, other in ((c_lead, c_back), (c_back, c_lead)):
         w = mine * (1.0 - other)
-        weight = _moving(np.sum(w * power, axis=0), k, "mean")
-        mean = _moving(np.sum(w * power * pan, axis=0), k, "mean") / np.maximum(weight, 1e-30)
-        pans.append(np.where(weight > 0, mean, opts.lead_pan))
-        # one direction means the two channels are copies up to a gain: coherence 1
+        # the power-weighted mean of the bins' pans is the pan of their summed channel powers
         left, right = (_moving(np.sum(w * p2[c], axis=0), k, "mean") for c in (0, 1))
+        weight = left + right
+        pans.append(np.where(weight > 0, (right - left) / np.maximum(weight, 1e-30), opts.lead_pan))
+        # one direction means the two channels are copies up to a gain: coherence 1
         xr = _moving(np.sum(w * cross.real, axis=0), k, "mean")
         xi = _moving(np.sum(w * cross.imag, axis=0), k, "mean")
         coherence.append(np.hypot(xr, xi) / np.maximum(np.sqrt(left * right), 1e-30))
