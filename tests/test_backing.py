@@ -458,15 +458,14 @@ def test_a_backing_not_from_one_direction_takes_the_masks():
         assert si_sdr(lead_s, lead2) > si_sdr(stem, lead2) + 6.0
 
 
-def test_benchmark_references():
+def test_benchmark_references(monkeypatch):
     """The two references bench_backing reports beside the split: the ideal mask gives the stem back
     where there is no backing and nothing of a part that is all backing, and beats the unsplit stem
     on a two-voice mixture; the backing's true track is the lead's, later and shifted, voiced only
     in the sections where the backing sings."""
-    import sys
     from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
     from bench_backing import ideal_mask_lead, true_backing_track
 
     n = int(RATE * SECONDS)
